@@ -1,5 +1,261 @@
-# The tor part of the interop environment (under construction).
+# The tor part of the interop environment: a private Tor network on loopback.
 # shellcheck shell=bash
-tor_packages() { :; }
-tor_up() { echo '{}' >"$CW_DIR/describe/tor.json"; }
+#
+# - Three relays (Debian's `tor`), each a v3 directory authority AND a guard AND an exit, each on
+#   its own loopback address (127.0.0.11, .12, .13), so that the exits have distinct IPs.
+#   TestingTorNetwork with 20 s voting intervals: the first consensus appears after ~15-30 s.
+# - A C-tor client with a SOCKS5 port on 127.0.0.1:19050 (IsolateSOCKSAuth, the default: a new
+#   username/password gives a new circuit). UseEntryGuards 0, so every relay can be the exit.
+# - An arti configuration (arti's own TOML) for the same network: $CW_DIR/tor/arti.toml.
+#
+# Keys are kept across up/down (in $CW_DIR/tor/<relay>/keys); all other Tor state is wiped at
+# each (re)start, so the network always comes up the same way as on a fresh machine.
+# Description ($CW_DIR/describe/tor.json, key "tor"):
+#   {"socks": "127.0.0.1:19050", "arti_config": PATH,
+#    "relays": [{"nickname", "address", "or_port", "dir_port", "rsa_identity" (40 hex),
+#                "ed_identity" (base64, no padding), "v3ident" (40 hex)}, ...]}
+
+TOR_RELAYS=(cwrelay1 cwrelay2 cwrelay3)
+TOR_RELAY_ADDRS=(127.0.0.11 127.0.0.12 127.0.0.13)
+TOR_OR_PORTS=(5101 5102 5103)
+TOR_DIR_PORTS=(5151 5152 5153)
+TOR_SOCKS_ADDR=127.0.0.1 TOR_SOCKS_PORT=19050
+TOR_WAIT_SECS=${CW_TOR_WAIT_SECS:-90}
+
+tor_packages() { echo tor python3; }
+
+# The torrc lines every process of the network shares.
+_tor_common_torrc() {
+  local i
+  cat <<EOF
+TestingTorNetwork 1
+RunAsDaemon 0
+Log notice stdout
+SafeLogging 0
+Sandbox 0
+ClientUseIPv6 0
+PathsNeededToBuildCircuits 0.67
+TestingV3AuthInitialVotingInterval 20
+TestingV3AuthInitialVoteDelay 4
+TestingV3AuthInitialDistDelay 4
+V3AuthVotingInterval 20
+V3AuthVoteDelay 4
+V3AuthDistDelay 4
+EOF
+  for i in 0 1 2; do
+    local d="$CW_DIR/tor/${TOR_RELAYS[$i]}"
+    echo "DirAuthority ${TOR_RELAYS[$i]} orport=${TOR_OR_PORTS[$i]} no-v2 v3ident=$(_tor_v3ident "$d") ${TOR_RELAY_ADDRS[$i]}:${TOR_DIR_PORTS[$i]} $(_tor_rsa_id "$d")"
+  done
+}
+
+_tor_v3ident() { awk '$1 == "fingerprint" { print $2 }' "$1/keys/authority_certificate"; }
+_tor_rsa_id() { awk '{ print $2 }' "$1/fingerprint"; }
+_tor_ed_id() { awk '{ print $2 }' "$1/fingerprint-ed25519"; }
+
+# Creates the authority and relay keys of relay I once; they are kept across up/down.
+_tor_keys() {
+  local i=$1 d="$CW_DIR/tor/${TOR_RELAYS[$1]}"
+  [ -s "$d/keys/authority_certificate" ] && [ -s "$d/fingerprint" ] && [ -s "$d/fingerprint-ed25519" ] && return 0
+  rm -rf "$d"; mkdir -p "$d/keys"; chmod 700 "$d"
+  # Authority identity and signing keys; the passphrase is empty (read from stdin).
+  echo "" | tor-gencert --create-identity-key --passphrase-fd 0 -m 12 \
+    -a "${TOR_RELAY_ADDRS[$i]}:${TOR_DIR_PORTS[$i]}" \
+    -i "$d/keys/authority_identity_key" -s "$d/keys/authority_signing_key" \
+    -c "$d/keys/authority_certificate" >"$d/gencert.log" 2>&1 \
+    || { cat "$d/gencert.log" >&2; cw_die "tor-gencert failed for ${TOR_RELAYS[$i]}"; }
+  # Relay identity keys (RSA and ed25519); writes fingerprint and fingerprint-ed25519.
+  tor --list-fingerprint --DataDirectory "$d" --ORPort 1 --Nickname "${TOR_RELAYS[$i]}" \
+    --DirAuthority "placeholder 127.0.0.1:1 ffffffffffffffffffffffffffffffffffffffff" >"$d/fingerprint.log" 2>&1 \
+    || { cat "$d/fingerprint.log" >&2; cw_die "tor --list-fingerprint failed for ${TOR_RELAYS[$i]}"; }
+  [ -s "$d/fingerprint-ed25519" ] || cw_die "tor wrote no fingerprint-ed25519 for ${TOR_RELAYS[$i]}"
+}
+
+# Removes everything but the keys and fingerprints from a data directory.
+_tor_wipe_state() {
+  local d=$1
+  [ -d "$d" ] || return 0
+  find "$d" -mindepth 1 -maxdepth 1 ! -name keys ! -name fingerprint ! -name fingerprint-ed25519 \
+    -exec rm -rf {} +
+}
+
+_tor_write_relay_torrc() {
+  local i=$1 d="$CW_DIR/tor/${TOR_RELAYS[$1]}"
+  {
+    _tor_common_torrc
+    cat <<EOF
+DataDirectory $d
+Nickname ${TOR_RELAYS[$i]}
+ContactInfo certwatch-interop ${TOR_RELAYS[$i]}
+Address ${TOR_RELAY_ADDRS[$i]}
+ORPort ${TOR_RELAY_ADDRS[$i]}:${TOR_OR_PORTS[$i]}
+DirPort ${TOR_RELAY_ADDRS[$i]}:${TOR_DIR_PORTS[$i]}
+SocksPort 0
+AuthoritativeDirectory 1
+V3AuthoritativeDirectory 1
+AssumeReachable 1
+TestingDirAuthVoteExit *
+TestingDirAuthVoteGuard *
+TestingDirAuthVoteHSDir *
+TestingMinExitFlagThreshold 0
+ExitRelay 1
+ExitPolicyRejectPrivate 0
+ExitPolicyRejectLocalInterfaces 0
+ExitPolicy accept *:*
+ServerDNSDetectHijacking 0
+ServerDNSAllowBrokenConfig 1
+ShutdownWaitLength 0
+EOF
+  } >"$CW_DIR/tor/${TOR_RELAYS[$i]}.torrc"
+}
+
+_tor_write_client_torrc() {
+  local d="$CW_DIR/tor/client"
+  mkdir -p "$d"; chmod 700 "$d"
+  {
+    _tor_common_torrc
+    cat <<EOF
+DataDirectory $d
+SocksPort $TOR_SOCKS_ADDR:$TOR_SOCKS_PORT
+SafeSocks 0
+TestSocks 0
+ClientRejectInternalAddresses 0
+ClientDNSRejectInternalAddresses 0
+UseEntryGuards 0
+LongLivedPorts 1
+EOF
+  } >"$CW_DIR/tor/client.torrc"
+}
+
+_tor_write_arti_toml() {
+  local f="$CW_DIR/tor/arti.toml" a="$CW_DIR/tor/arti" i d
+  mkdir -p "$a/cache" "$a/state"
+  {
+    cat <<EOF
+# arti configuration for the certwatch private Tor network (written by scripts/interop-env).
+# The storage directories are shared: a second concurrent TorClient should use its own.
+[storage]
+cache_dir = "$a/cache"
+state_dir = "$a/state"
+
+[storage.permissions]
+dangerously_trust_everyone = true
+
+[tor_network]
+fallback_caches = [
+EOF
+    for i in 0 1 2; do
+      d="$CW_DIR/tor/${TOR_RELAYS[$i]}"
+      echo "  { rsa_identity = \"$(_tor_rsa_id "$d")\", ed_identity = \"$(_tor_ed_id "$d")\", orports = [\"${TOR_RELAY_ADDRS[$i]}:${TOR_OR_PORTS[$i]}\"] },"
+    done
+    echo "]"
+    echo
+    echo "[tor_network.authorities]"
+    printf 'v3idents = ['
+    for i in 0 1 2; do printf '"%s"%s' "$(_tor_v3ident "$CW_DIR/tor/${TOR_RELAYS[$i]}")" "$([ $i -lt 2 ] && echo ', ')"; done
+    echo "]"
+    cat <<EOF
+
+[path_rules]
+# All relays share 127/8: a prefix longer than 32 bits puts each in its own family.
+ipv4_subnet_family_prefix = 33
+ipv6_subnet_family_prefix = 129
+# By default 5222/5223 are long-lived ports, which need Stable relays.
+long_lived_ports = []
+
+[address_filter]
+allow_local_addrs = true
+EOF
+  } >"$f"
+}
+
+_tor_write_description() {
+  local rows="" i d
+  for i in 0 1 2; do
+    d="$CW_DIR/tor/${TOR_RELAYS[$i]}"
+    rows+="${TOR_RELAYS[$i]} ${TOR_RELAY_ADDRS[$i]} ${TOR_OR_PORTS[$i]} ${TOR_DIR_PORTS[$i]} $(_tor_rsa_id "$d") $(_tor_ed_id "$d") $(_tor_v3ident "$d")"$'\n'
+  done
+  python3 - "$TOR_SOCKS_ADDR:$TOR_SOCKS_PORT" "$CW_DIR/tor/arti.toml" "$rows" >"$CW_DIR/describe/tor.json" <<'PY'
+import json, sys
+socks, arti, rows = sys.argv[1], sys.argv[2], sys.argv[3]
+relays = []
+for line in rows.strip().splitlines():
+    nick, addr, orp, dirp, rsa, ed, v3 = line.split()
+    relays.append({"nickname": nick, "address": addr, "or_port": int(orp), "dir_port": int(dirp),
+                   "rsa_identity": rsa, "ed_identity": ed, "v3ident": v3})
+print(json.dumps({"socks": socks, "arti_config": arti, "relays": relays}, indent=2))
+PY
+}
+
+_tor_all_alive() {
+  local n
+  for n in "${TOR_RELAYS[@]}" client; do
+    kill -0 "$(cat "$CW_DIR/pids/tor-$n.pid" 2>/dev/null || echo none)" 2>/dev/null || return 1
+  done
+}
+
+_tor_fail() {
+  local n
+  for n in "${TOR_RELAYS[@]}" client; do
+    echo "--- $CW_DIR/logs/tor-$n.log (tail)" >&2
+    tail -n 15 "$CW_DIR/logs/tor-$n.log" >&2 2>/dev/null || true
+  done
+  cw_die "tor: $*"
+}
+
+_tor_socks_check() {
+  python3 "$CW_SCRIPTS/tor/socks_check.py" "$TOR_SOCKS_ADDR" "$TOR_SOCKS_PORT" "$1"
+}
+
+tor_up() {
+  local i n t0 now deadline
+  mkdir -p "$CW_DIR/tor"
+  # Idempotent: a running, working network is left alone.
+  if _tor_all_alive && [ -s "$CW_DIR/describe/tor.json" ] && [ -s "$CW_DIR/tor/arti.toml" ] \
+    && _tor_socks_check 20 >/dev/null 2>&1; then
+    cw_log "tor: already up (SOCKS $TOR_SOCKS_ADDR:$TOR_SOCKS_PORT works)"
+    return 0
+  fi
+  cw_stop_all tor
+  rm -f "$CW_DIR/describe/tor.json"
+  for i in 0 1 2; do _tor_keys "$i"; done
+  for n in "${TOR_RELAYS[@]}" client; do _tor_wipe_state "$CW_DIR/tor/$n"; done
+  rm -rf "$CW_DIR/tor/arti"
+  for i in 0 1 2; do _tor_write_relay_torrc "$i"; done
+  _tor_write_client_torrc
+  _tor_write_arti_toml
+  for n in "${TOR_RELAYS[@]}" client; do
+    tor --verify-config -f "$CW_DIR/tor/$n.torrc" >"$CW_DIR/tor/$n.verify.log" 2>&1 \
+      || { cat "$CW_DIR/tor/$n.verify.log" >&2; cw_die "tor: invalid torrc $CW_DIR/tor/$n.torrc"; }
+  done
+
+  t0=$(date +%s)
+  deadline=$((t0 + TOR_WAIT_SECS))
+  for n in "${TOR_RELAYS[@]}"; do cw_start tor "$n" tor -f "$CW_DIR/tor/$n.torrc"; done
+  cw_start tor client tor -f "$CW_DIR/tor/client.torrc"
+
+  # 1. The authorities compute the first consensus (every relay keeps a copy).
+  until [ -s "$CW_DIR/tor/${TOR_RELAYS[0]}/cached-microdesc-consensus" ]; do
+    _tor_all_alive || _tor_fail "a tor process died"
+    [ "$(date +%s)" -lt "$deadline" ] || _tor_fail "no consensus after ${TOR_WAIT_SECS}s"
+    sleep 0.5
+  done
+  cw_log "tor: first consensus after $(($(date +%s) - t0))s"
+  # 2. The client has bootstrapped.
+  until grep -q "Bootstrapped 100%" "$CW_DIR/logs/tor-client.log" 2>/dev/null; do
+    _tor_all_alive || _tor_fail "a tor process died"
+    [ "$(date +%s)" -lt "$deadline" ] || _tor_fail "the client did not bootstrap after ${TOR_WAIT_SECS}s"
+    sleep 0.5
+  done
+  cw_log "tor: client bootstrapped after $(($(date +%s) - t0))s"
+  # 3. A stream through the network reaches a listener on 127.0.0.1.
+  until _tor_socks_check 15 >"$CW_DIR/tor/socks_check.log" 2>&1; do
+    _tor_all_alive || _tor_fail "a tor process died"
+    now=$(date +%s)
+    [ "$now" -lt "$deadline" ] || { cat "$CW_DIR/tor/socks_check.log" >&2; _tor_fail "no stream through SOCKS after ${TOR_WAIT_SECS}s"; }
+    sleep 1
+  done
+  cw_log "tor: $(cat "$CW_DIR/tor/socks_check.log"); network up after $(($(date +%s) - t0))s"
+  _tor_write_description
+}
+
 tor_down() { cw_stop_all tor; }
