@@ -1,5 +1,290 @@
-# The xmpp part of the interop environment (under construction).
+# The XMPP part of the interop environment: real XMPP servers on loopback.
 # shellcheck shell=bash
-xmpp_packages() { :; }
-xmpp_up() { echo '{}' >"$CW_DIR/describe/xmpp.json"; }
-xmpp_down() { cw_stop_all xmpp; }
+#
+#   prosody   Debian's Prosody on $CW_PROSODY_ADDR (127.0.0.1): c2s STARTTLS 5222, c2s direct TLS
+#             (XEP-0368) 5223, s2s STARTTLS 5269, s2s direct TLS 5270. A VirtualHost for every
+#             domain in CW_XMPP_DOMAINS plus $CW_PROSODY_HOST. Dual certificate: LuaSec loads
+#             host-ec (P-256) and host-rsa (RSA-2048) into one context, and OpenSSL picks by the
+#             client's signature algorithms (an ECDSA-capable client gets host-ec).
+#   ejabberd  Debian's ejabberd on $CW_EJABBERD_ADDR (127.0.0.2), same four ports, the same
+#             domains plus $CW_EJABBERD_HOST, certificate ejabberd-ec.
+#   notls     a second Prosody on 127.0.0.3 (c2s 5222, s2s 5269) for domain notls.test, without
+#             mod_tls: its stream features offer no STARTTLS (the protocol-error scenario).
+#
+# Configs, data, pids and logs live in $CW_DIR/xmpp (daemon output in $CW_DIR/logs/xmpp-*.log).
+# `up` is idempotent: a server whose config is unchanged and that still runs is kept;
+# otherwise it is restarted. Every listener is probed with openssl s_client and the key it
+# serves is compared with the PKI's (a wrong key is a loud failure, not a silent pass).
+
+CW_NOTLS_ADDR=127.0.0.3
+CW_NOTLS_DOMAIN=notls.test
+CW_S2S_DIRECT_PORT=5270
+
+xmpp_packages() { echo prosody lua-sec ejabberd openssl python3; }
+
+xmpp_down() {
+  # Signal every server first so that they shut down in parallel (each takes 1-3 s), then let
+  # cw_stop_all wait for them by PID (and kill what remains).
+  local f pid
+  for f in "$CW_DIR/pids/xmpp-"*.pid; do
+    [ -e "$f" ] || continue
+    pid=$(cat "$f")
+    kill -0 "$pid" 2>/dev/null && { kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; }
+  done
+  cw_stop_all xmpp
+}
+
+xmpp_up() {
+  local d="$CW_DIR/xmpp" pki="$CW_DIR/pki"
+  [ -s "$pki/host-ec.crt" ] || cw_die "xmpp needs the pki part: run \`scripts/interop-env up pki xmpp\`"
+  mkdir -p "$d/prosody/data" "$d/prosody/certs" "$d/notls/data" "$d/notls/certs" \
+    "$d/ejabberd/spool" "$d/ejabberd/logs" "$d/ejabberd/home"
+
+  _xmpp_prosody_config >"$d/prosody/prosody.cfg.lua.new"
+  _xmpp_restart_if_changed prosody "$d/prosody/prosody.cfg.lua" \
+    prosody --config "$d/prosody/prosody.cfg.lua" -F
+  _xmpp_notls_config >"$d/notls/prosody.cfg.lua.new"
+  _xmpp_restart_if_changed notls "$d/notls/prosody.cfg.lua" \
+    prosody --config "$d/notls/prosody.cfg.lua" -F
+  _xmpp_ejabberd_config >"$d/ejabberd/ejabberd.yml.new"
+  _xmpp_restart_if_changed ejabberd "$d/ejabberd/ejabberd.yml" "$CW_SCRIPTS/xmpp/ejabberd-run" "$d/ejabberd"
+
+  # Wait until every listener answers with the expected key.
+  local ec rsa ej dom
+  ec=$(cw_spki_sha256 "$pki/host-ec.crt")
+  rsa=$(cw_spki_sha256 "$pki/host-rsa.crt")
+  ej=$(cw_spki_sha256 "$pki/ejabberd-ec.crt")
+  dom=${CW_XMPP_DOMAINS[0]}
+  _xmpp_expect prosody "$CW_PROSODY_ADDR" "$CW_C2S_PORT" c2s-starttls "$dom" ec "$ec"
+  _xmpp_expect prosody "$CW_PROSODY_ADDR" "$CW_C2S_PORT" c2s-starttls "$dom" rsa "$rsa"
+  _xmpp_expect prosody "$CW_PROSODY_ADDR" "$CW_C2S_DIRECT_PORT" c2s-direct "$dom" ec "$ec"
+  _xmpp_expect prosody "$CW_PROSODY_ADDR" "$CW_S2S_PORT" s2s-starttls "$dom" ec "$ec"
+  _xmpp_expect prosody "$CW_PROSODY_ADDR" "$CW_S2S_DIRECT_PORT" s2s-direct "$dom" ec "$ec"
+  _xmpp_expect prosody "$CW_PROSODY_ADDR" "$CW_C2S_PORT" c2s-starttls "$CW_PROSODY_HOST" ec "$ec"
+  _xmpp_expect ejabberd "$CW_EJABBERD_ADDR" "$CW_C2S_PORT" c2s-starttls "$dom" ec "$ej"
+  _xmpp_expect ejabberd "$CW_EJABBERD_ADDR" "$CW_C2S_DIRECT_PORT" c2s-direct "$dom" ec "$ej"
+  _xmpp_expect ejabberd "$CW_EJABBERD_ADDR" "$CW_S2S_PORT" s2s-starttls "$dom" ec "$ej"
+  _xmpp_expect ejabberd "$CW_EJABBERD_ADDR" "$CW_S2S_DIRECT_PORT" s2s-direct "$dom" ec "$ej"
+  _xmpp_expect ejabberd "$CW_EJABBERD_ADDR" "$CW_C2S_PORT" c2s-starttls "$CW_EJABBERD_HOST" ec "$ej"
+  _xmpp_expect_no_starttls notls "$CW_NOTLS_ADDR" "$CW_C2S_PORT" jabber:client "$CW_NOTLS_DOMAIN"
+  _xmpp_expect_no_starttls notls "$CW_NOTLS_ADDR" "$CW_S2S_PORT" jabber:server "$CW_NOTLS_DOMAIN"
+
+  _xmpp_describe >"$CW_DIR/describe/xmpp.json"
+}
+
+# --- helpers ------------------------------------------------------------------------------
+
+# _xmpp_restart_if_changed NAME CONFIG CMD...: installs CONFIG.new as CONFIG and (re)starts
+# NAME with CMD, unless CONFIG is unchanged and NAME still runs.
+_xmpp_restart_if_changed() {
+  local name=$1 cfg=$2 pid; shift 2
+  pid=$(cat "$CW_DIR/pids/xmpp-$name.pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && cmp -s "$cfg.new" "$cfg"; then
+    rm -f "$cfg.new"
+    cw_log "xmpp-$name: already running (pid $pid), config unchanged"
+    return 0
+  fi
+  _xmpp_stop_one "$name"
+  mv "$cfg.new" "$cfg"
+  cw_start xmpp "$name" "$@"
+  cw_log "xmpp-$name: started (pid $(cat "$CW_DIR/pids/xmpp-$name.pid"))"
+}
+
+# _xmpp_stop_one NAME: stops one server of this part by its PID file (like cw_stop_all).
+_xmpp_stop_one() {
+  local f="$CW_DIR/pids/xmpp-$1.pid" pid
+  [ -e "$f" ] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+# _xmpp_leaf_spki ADDR PORT SERVICE DOMAIN KEYTYPE: prints the SPKI SHA-256 of the leaf the
+# server presents (empty when the handshake fails). KEYTYPE ec|rsa restricts the client's
+# signature algorithms so that a dual-certificate server must pick that certificate.
+_xmpp_leaf_spki() {
+  local addr=$1 port=$2 service=$3 domain=$4 keytype=$5 args=()
+  case $service in
+    c2s-starttls) args=(-starttls xmpp -xmpphost "$domain") ;;
+    s2s-starttls) args=(-starttls xmpp-server -xmpphost "$domain") ;;
+    c2s-direct) args=(-alpn xmpp-client -servername "$domain") ;;
+    s2s-direct) args=(-alpn xmpp-server -servername "$domain") ;;
+  esac
+  case $keytype in
+    ec) args+=(-sigalgs "ECDSA+SHA256:ECDSA+SHA384") ;;
+    rsa) args+=(-sigalgs "RSA-PSS+SHA256:RSA+SHA256") ;;
+  esac
+  timeout 10 openssl s_client -connect "$addr:$port" "${args[@]}" </dev/null 2>/dev/null \
+    | openssl x509 -pubkey -noout 2>/dev/null | openssl pkey -pubin -outform der 2>/dev/null \
+    | sha256sum | cut -d' ' -f1 | grep -v '^e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855$' || true
+}
+
+# _xmpp_expect NAME ADDR PORT SERVICE DOMAIN KEYTYPE SPKI: waits (up to 30 s) until the listener
+# presents the key SPKI; dies with the server's log tail otherwise.
+_xmpp_expect() {
+  local name=$1 addr=$2 port=$3 service=$4 domain=$5 keytype=$6 want=$7 got="" i
+  for ((i = 0; i < 60; i++)); do
+    cw_alive xmpp "$name"
+    if (exec 3<>"/dev/tcp/$addr/$port") 2>/dev/null; then
+      got=$(_xmpp_leaf_spki "$addr" "$port" "$service" "$domain" "$keytype")
+      [ -n "$got" ] && break
+    fi
+    sleep 0.5
+  done
+  if [ "$got" != "$want" ]; then
+    tail -n 30 "$CW_DIR/logs/xmpp-$name.log" >&2
+    cw_die "xmpp-$name $service $addr:$port ($domain, $keytype): presented key ${got:-<none>}, expected $want"
+  fi
+}
+
+# _xmpp_expect_no_starttls NAME ADDR PORT NS DOMAIN: waits until the server answers a stream
+# header with stream features, and dies if those features offer STARTTLS.
+_xmpp_expect_no_starttls() {
+  local name=$1 addr=$2 port=$3 ns=$4 domain=$5 out="" i
+  for ((i = 0; i < 60; i++)); do
+    cw_alive xmpp "$name"
+    out=$(python3 - "$addr" "$port" "$ns" "$domain" <<'PY' 2>/dev/null || true
+import socket, sys
+addr, port, ns, domain = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+s = socket.create_connection((addr, port), timeout=5)
+s.sendall(("<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>" % (ns, domain)).encode())
+buf = b""
+while b"</stream:features>" not in buf and b"<stream:features/>" not in buf and b"</stream:stream>" not in buf:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    buf += chunk
+print(buf.decode(errors="replace"))
+PY
+)
+    [[ $out == *"stream:features"* ]] && break
+    sleep 0.5
+  done
+  [[ $out == *"stream:features"* ]] || { tail -n 30 "$CW_DIR/logs/xmpp-$name.log" >&2; cw_die "xmpp-$name $addr:$port sent no stream features: $out"; }
+  [[ $out != *"starttls"* ]] || cw_die "xmpp-$name $addr:$port offers STARTTLS, expected none: $out"
+}
+
+_xmpp_lua_list() { local x s=""; for x in "$@"; do s="$s\"$x\"; "; done; printf '{ %s}' "$s"; }
+
+_xmpp_prosody_config() {
+  local d="$CW_DIR/xmpp/prosody" pki="$CW_DIR/pki" h
+  cat <<EOF
+-- Generated by scripts/interop/xmpp.sh: Prosody, the primary XMPP peer of the interop tests.
+run_as_root = true
+daemonize = false
+pidfile = "$d/prosody.pid"
+data_path = "$d/data"
+certificates = "$d/certs" -- empty: the global ssl option below names the keys
+log = { { levels = { min = "info" }, to = "console" } }
+interfaces = { "$CW_PROSODY_ADDR" }
+c2s_ports = { $CW_C2S_PORT }
+c2s_direct_tls_ports = { $CW_C2S_DIRECT_PORT }
+s2s_ports = { $CW_S2S_PORT }
+s2s_direct_tls_ports = { $CW_S2S_DIRECT_PORT }
+modules_enabled = { "tls", "saslauth", "disco", "ping" }
+c2s_require_encryption = true
+s2s_require_encryption = true
+s2s_secure_auth = false
+authentication = "internal_hashed"
+-- Two certificates in one context (LuaSec's "certificates" list): OpenSSL presents host-ec to
+-- clients that accept ECDSA signatures, host-rsa to the others.
+ssl = {
+  certificates = {
+    { certificate = "$pki/host-ec.fullchain.pem", key = "$pki/host-ec.key" },
+    { certificate = "$pki/host-rsa.fullchain.pem", key = "$pki/host-rsa.key" },
+  },
+}
+EOF
+  for h in "$CW_PROSODY_HOST" "${CW_XMPP_DOMAINS[@]}"; do echo "VirtualHost \"$h\""; done
+}
+
+_xmpp_notls_config() {
+  local d="$CW_DIR/xmpp/notls"
+  cat <<EOF
+-- Generated by scripts/interop/xmpp.sh: a Prosody without mod_tls (no STARTTLS offered).
+run_as_root = true
+daemonize = false
+pidfile = "$d/prosody.pid"
+data_path = "$d/data"
+certificates = "$d/certs"
+log = { { levels = { min = "info" }, to = "console" } }
+interfaces = { "$CW_NOTLS_ADDR" }
+c2s_ports = { $CW_C2S_PORT }
+c2s_direct_tls_ports = { }
+s2s_ports = { $CW_S2S_PORT }
+s2s_direct_tls_ports = { }
+modules_enabled = { "saslauth", "dialback", "disco", "ping" }
+c2s_require_encryption = false
+s2s_require_encryption = false
+s2s_secure_auth = false
+allow_unencrypted_plain_auth = false
+authentication = "internal_hashed"
+VirtualHost "$CW_NOTLS_DOMAIN"
+EOF
+}
+
+_xmpp_ejabberd_config() {
+  local pki="$CW_DIR/pki" h port
+  echo "# Generated by scripts/interop/xmpp.sh: ejabberd, the second XMPP implementation."
+  echo "hosts:"
+  for h in "$CW_EJABBERD_HOST" "${CW_XMPP_DOMAINS[@]}"; do echo "  - $h"; done
+  cat <<EOF
+loglevel: info
+log_rotate_count: 0
+certfiles:
+  - "$pki/ejabberd-ec.fullchain.pem"
+  - "$pki/ejabberd-ec.key"
+s2s_use_starttls: required
+auth_method: internal
+default_db: mnesia
+acl: {}
+access_rules: {}
+shaper_rules: {}
+modules:
+  mod_disco: {}
+  mod_ping: {}
+listen:
+  - port: $CW_C2S_PORT
+    ip: "$CW_EJABBERD_ADDR"
+    module: ejabberd_c2s
+    starttls_required: true
+  - port: $CW_C2S_DIRECT_PORT
+    ip: "$CW_EJABBERD_ADDR"
+    module: ejabberd_c2s
+    tls: true
+  - port: $CW_S2S_PORT
+    ip: "$CW_EJABBERD_ADDR"
+    module: ejabberd_s2s_in
+  - port: $CW_S2S_DIRECT_PORT
+    ip: "$CW_EJABBERD_ADDR"
+    module: ejabberd_s2s_in
+    tls: true
+EOF
+}
+
+_xmpp_describe() {
+  local pv ev
+  pv=$(dpkg-query -W -f='${Version}' prosody | sed 's/-[^-]*$//')
+  ev=$(dpkg-query -W -f='${Version}' ejabberd | sed 's/-[^-]*$//')
+  python3 - "$CW_DIR" "$pv" "$ev" "$CW_PROSODY_HOST" "$CW_EJABBERD_HOST" "$CW_NOTLS_ADDR" \
+    "$CW_NOTLS_DOMAIN" "${CW_XMPP_DOMAINS[@]}" <<PY
+import json, sys
+d, pv, ev, phost, ehost, naddr, ndom = sys.argv[1:8]
+domains = sys.argv[8:]
+def server(addr, host, keys, version, log):
+    return {"address": addr, "host": host, "c2s": $CW_C2S_PORT, "c2s_direct": $CW_C2S_DIRECT_PORT,
+            "s2s": $CW_S2S_PORT, "s2s_direct": $CW_S2S_DIRECT_PORT, "domains": [host] + domains,
+            "keys": keys, "version": version, "log": f"{d}/logs/xmpp-{log}.log"}
+out = {
+    "prosody": server("$CW_PROSODY_ADDR", phost, ["host-ec", "host-rsa"], pv, "prosody"),
+    "ejabberd": server("$CW_EJABBERD_ADDR", ehost, ["ejabberd-ec"], ev, "ejabberd"),
+    "notls": {"address": naddr, "c2s": $CW_C2S_PORT, "s2s": $CW_S2S_PORT, "domains": [ndom],
+              "starttls": False, "version": pv, "log": f"{d}/logs/xmpp-notls.log"},
+}
+print(json.dumps(out, indent=2))
+PY
+}
