@@ -2,10 +2,35 @@
 //!
 //! The rules that decide whether an XMPP operator is told "you are being intercepted".
 //!
-//! This crate will hold, as pure functions with no I/O and no async runtime:
-//! the TLSA record model (RFC 6698, RFC 7218 names), DANE matching (RFC 7671, RFC 7673),
-//! verdicts and their order, the confirmation rules for several vantage points, pin-strength
-//! warnings, and the setup advice (zone-file lines) an operator needs.
+//! This crate holds, as pure functions with no I/O and no async runtime: the TLSA record
+//! model (RFC 6698, RFC 7218 names), the shared vocabulary of certwatch ([`Service`],
+//! [`Endpoint`], [`ProbeTarget`], [`DnssecStatus`], [`Verdict`], [`Warning`]), DANE matching
+//! (RFC 7671, RFC 7673), verdicts and their order, the confirmation rules for several vantage
+//! points, pin-strength warnings, and the setup advice (zone-file lines) an operator needs.
 //!
-//! It is under construction; nothing is exported yet.
+//! ```
+//! use certwatch_core::{Service, Tlsa, Verdict};
+//!
+//! let rec: Tlsa = "3 1 1 ABCD".parse()?;
+//! assert_eq!(rec.to_string(), "3 1 1 abcd");
+//! assert_eq!(Service::C2sStarttls.srv_owner("example.org"), "_xmpp-client._tcp.example.org");
+//! assert_eq!(Verdict::Mismatch.exit_code(true), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
+
+mod dnssec;
+mod endpoint;
+mod service;
+mod tlsa;
+mod verdict;
+mod warning;
+
+pub use dnssec::{DnssecState, DnssecStatus};
+pub use endpoint::{
+    AddressRrset, Endpoint, EndpointId, Origin, ProbeTarget, TlsaRrset, tlsa_owner,
+};
+pub use service::{Service, StreamKind, UnknownService};
+pub use tlsa::{CertUsage, MatchingType, Selector, Tlsa, TlsaLine, TlsaParseError, Unusable};
+pub use verdict::Verdict;
+pub use warning::{Warning, WarningCode};
