@@ -4,9 +4,10 @@
 //!
 //! This crate holds, as pure functions with no I/O and no async runtime: the TLSA record
 //! model (RFC 6698, RFC 7218 names), the shared vocabulary of certwatch ([`Service`],
-//! [`Endpoint`], [`ProbeTarget`], [`DnssecStatus`], [`Verdict`], [`Warning`]), DANE matching
-//! (RFC 7671, RFC 7673), verdicts and their order, the confirmation rules for several vantage
-//! points, pin-strength warnings, and the setup advice (zone-file lines) an operator needs.
+//! [`Endpoint`], [`ProbeTarget`], [`DnssecStatus`], [`Verdict`], [`Warning`]), pins from key
+//! material, DANE matching (RFC 7671, RFC 7673), verdicts and their order, the confirmation
+//! rules for several vantage points, pin-strength warnings, and the setup advice (zone-file
+//! lines) an operator needs.
 //!
 //! ```
 //! use certwatch_core::{Service, Tlsa, Verdict};
@@ -19,16 +20,27 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod advice;
+mod association;
+mod der;
 mod dnssec;
 mod endpoint;
+mod keys;
+mod pem;
 mod service;
 mod tlsa;
 mod verdict;
 mod warning;
 
+pub use advice::tlsa_zone_line;
+pub use association::{AssociationError, apply_matching, association_data, certificate_spki};
 pub use dnssec::{DnssecState, DnssecStatus};
 pub use endpoint::{
     AddressRrset, Endpoint, EndpointId, Origin, ProbeTarget, TlsaRrset, tlsa_owner,
+};
+pub use keys::{
+    KeyAlgorithm, KeyError, KeyFormat, KeyType, Pin, pin_from_key_material, spki_algorithm,
+    spki_sha256,
 };
 pub use service::{Service, StreamKind, UnknownService};
 pub use tlsa::{CertUsage, MatchingType, Selector, Tlsa, TlsaLine, TlsaParseError, Unusable};
