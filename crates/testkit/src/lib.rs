@@ -49,7 +49,9 @@ pub enum Error {
     #[error("the interop description is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// A dotted path is absent from the description.
-    #[error("the interop description has no key `{0}` (is that peer's section written by scripts/interop-env?)")]
+    #[error(
+        "the interop description has no key `{0}` (is that peer's section written by scripts/interop-env?)"
+    )]
     Missing(String),
     /// A key is present but does not have the expected shape.
     #[error("the interop description key `{key}` is not {expected}: {found}")]
@@ -122,7 +124,8 @@ impl Interop {
     /// The unsigned integer at a dotted path.
     pub fn u64(&self, key: &str) -> Result<u64, Error> {
         let v = self.get(key)?;
-        v.as_u64().ok_or_else(|| shape(key, "an unsigned integer", v))
+        v.as_u64()
+            .ok_or_else(|| shape(key, "an unsigned integer", v))
     }
 
     /// The socket address (`IP:PORT`, IPv6 in brackets) at a dotted path.
