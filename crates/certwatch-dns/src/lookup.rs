@@ -1,0 +1,333 @@
+//! One check's lookups: local validation (hickory's `DnssecDnsHandle`) over the CD=1 wire
+//! layer, CNAME following, and the classification of every outcome into a status.
+
+use std::sync::Arc;
+
+use certwatch_core::{DnssecStatus, Warning, WarningCode};
+use hickory_net::dnssec::DnssecDnsHandle;
+use hickory_net::xfer::{DnsHandle, FirstAnswer};
+use hickory_net::{DnsError, NetError};
+use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
+use hickory_proto::dnssec::{Proof, TrustAnchors};
+use hickory_proto::op::{DnsRequestOptions, DnsResponse, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use crate::clock::rfc3339;
+use crate::config::ResolverConfig;
+use crate::rrset::{AnswerKind, RecordSeen, RrsetLookup, SignatureSeen};
+use crate::wire::Wire;
+
+/// CNAME chains longer than this are indeterminate (RFC 7671 §7 has no limit; resolvers use 8-16).
+const MAX_CNAMES: usize = 8;
+
+/// The lookups of one check, sharing one cache.
+#[derive(Clone)]
+pub(crate) struct Session {
+    pub(crate) wire: Wire,
+    validator: DnssecDnsHandle<Wire>,
+    pub(crate) config: Arc<ResolverConfig>,
+}
+
+impl Session {
+    pub(crate) fn new(wire: Wire, anchors: Arc<TrustAnchors>, config: Arc<ResolverConfig>) -> Self {
+        let validator = DnssecDnsHandle::with_trust_anchor(wire.clone(), anchors)
+            .nsec3_iteration_limits(Some(config.nsec3_soft_limit), Some(config.nsec3_hard_limit));
+        Session {
+            wire,
+            validator,
+            config,
+        }
+    }
+
+    async fn validated(&self, name: &Name, rtype: RecordType) -> Result<DnsResponse, NetError> {
+        let mut opts = DnsRequestOptions::default();
+        opts.use_edns = true;
+        self.validator
+            .lookup(Query::query(name.clone(), rtype), opts)
+            .first_answer()
+            .await
+    }
+
+    /// Looks up one RRset, following CNAMEs, bounded by the lookup deadline.
+    pub(crate) async fn lookup(&self, name: &Name, rtype: RecordType) -> RrsetLookup {
+        let deadline = self.config.lookup_deadline;
+        match tokio::time::timeout(deadline, self.lookup_inner(name, rtype)).await {
+            Ok(r) => r,
+            Err(_) => RrsetLookup::failed(
+                name.to_string(),
+                rtype.to_string(),
+                DnssecStatus::indeterminate(format!(
+                    "no answer for {name} {rtype} within {} ms",
+                    deadline.as_millis()
+                )),
+            ),
+        }
+    }
+
+    async fn lookup_inner(&self, name: &Name, rtype: RecordType) -> RrsetLookup {
+        let mut out = RrsetLookup::failed(
+            name.to_string(),
+            rtype.to_string(),
+            DnssecStatus::indeterminate("not looked up"),
+        );
+        let mut chain_status = DnssecStatus::Secure;
+        let mut current = name.clone();
+        for _ in 0..=MAX_CNAMES {
+            let msg = match self.validated(&current, rtype).await {
+                Ok(msg) => msg,
+                Err(e) => {
+                    let (answer, status, warnings) = self.classify_error(&current, rtype, e).await;
+                    out.answer = answer;
+                    out.dnssec = chain_status.combine(status);
+                    out.warnings.extend(warnings);
+                    return out;
+                }
+            };
+            // Walk the answer section from `current` through CNAMEs.
+            let mut cur = current.clone();
+            let mut hops = 0;
+            loop {
+                let rrset: Vec<&Record> = msg
+                    .answers
+                    .iter()
+                    .filter(|r| r.record_type() == rtype && r.name == cur)
+                    .collect();
+                if !rrset.is_empty() {
+                    let status = self
+                        .rrset_status(&cur, rtype, rrset.iter().map(|r| r.proof))
+                        .await;
+                    out.dnssec = chain_status.combine(status);
+                    out.answer = AnswerKind::Records;
+                    out.records = rrset.iter().map(|r| RecordSeen::from_record(r)).collect();
+                    out.data = rrset.iter().map(|r| r.data.clone()).collect();
+                    let sigs = covering_sigs(&msg.answers, &cur, rtype);
+                    out.signatures = sigs.iter().map(signature_seen).collect();
+                    if out.dnssec.is_secure() {
+                        out.warnings
+                            .extend(self.expiry_warnings(&cur, rtype, &sigs));
+                    }
+                    if !out.cnames.is_empty() {
+                        out.warnings.push(Warning::new(
+                            WarningCode::CnameFollowed,
+                            format!("{name} is a CNAME; {rtype} records were taken from {cur}"),
+                        ));
+                    }
+                    return out;
+                }
+                let cname = msg
+                    .answers
+                    .iter()
+                    .find(|r| r.record_type() == RecordType::CNAME && r.name == cur);
+                match cname {
+                    Some(c) if hops < MAX_CNAMES && rtype != RecordType::CNAME => {
+                        let RData::CNAME(target) = &c.data else { break };
+                        let status = self
+                            .rrset_status(&cur, RecordType::CNAME, [c.proof].into_iter())
+                            .await;
+                        chain_status = chain_status.combine(status);
+                        out.cnames.push(RecordSeen::from_record(c));
+                        cur = target.0.clone();
+                        hops += 1;
+                    }
+                    _ => break,
+                }
+            }
+            if cur != current {
+                // The chain leaves the answer: ask for the target.
+                current = cur;
+                continue;
+            }
+            // A validated negative answer.
+            out.answer = if msg.response_code == ResponseCode::NXDomain {
+                AnswerKind::NxDomain
+            } else {
+                AnswerKind::NoData
+            };
+            let secure_denial = msg.authorities.iter().any(|r| {
+                r.proof == Proof::Secure
+                    && matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3)
+            });
+            let status = if secure_denial {
+                DnssecStatus::Secure
+            } else {
+                DnssecStatus::Insecure
+            };
+            out.warnings.extend(self.nsec3_warnings(&msg));
+            out.dnssec = chain_status.combine(status);
+            return out;
+        }
+        out.dnssec =
+            DnssecStatus::indeterminate(format!("more than {MAX_CNAMES} CNAMEs from {name}"));
+        out
+    }
+
+    async fn rrset_status(
+        &self,
+        owner: &Name,
+        rtype: RecordType,
+        proofs: impl Iterator<Item = Proof>,
+    ) -> DnssecStatus {
+        let worst = proofs.min().unwrap_or(Proof::Indeterminate);
+        match worst {
+            Proof::Secure => DnssecStatus::Secure,
+            Proof::Insecure => DnssecStatus::Insecure,
+            Proof::Bogus => DnssecStatus::bogus(self.explain(owner, rtype).await),
+            Proof::Indeterminate => DnssecStatus::indeterminate(format!(
+                "the DNSSEC chain for {owner} {rtype} could not be fetched"
+            )),
+        }
+    }
+
+    async fn classify_error(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+        e: NetError,
+    ) -> (AnswerKind, DnssecStatus, Vec<Warning>) {
+        match e {
+            NetError::Dns(DnsError::Nsec {
+                response, proof, ..
+            }) => {
+                let answer = if response.response_code == ResponseCode::NXDomain {
+                    AnswerKind::NxDomain
+                } else {
+                    AnswerKind::NoData
+                };
+                let warnings = self.nsec3_warnings(&response);
+                let iterations = max_nsec3_iterations(&response);
+                let status = match proof {
+                    Proof::Secure => DnssecStatus::Secure,
+                    Proof::Insecure => DnssecStatus::Insecure,
+                    Proof::Bogus => match iterations {
+                        Some(n) if n > self.config.nsec3_hard_limit => {
+                            DnssecStatus::bogus(format!(
+                                "the denial of {name} {rtype} uses NSEC3 with {n} iterations, above the limit of {} (RFC 9276): lower them to 0",
+                                self.config.nsec3_hard_limit
+                            ))
+                        }
+                        _ => DnssecStatus::bogus(self.explain_denial(name, rtype, &response).await),
+                    },
+                    Proof::Indeterminate => DnssecStatus::indeterminate(format!(
+                        "the denial of {name} {rtype} could not be validated"
+                    )),
+                };
+                let answer = if matches!(status, DnssecStatus::Bogus { .. }) {
+                    AnswerKind::Failed
+                } else {
+                    answer
+                };
+                (answer, status, warnings)
+            }
+            NetError::Dns(DnsError::DnssecBogus) => (
+                AnswerKind::Failed,
+                DnssecStatus::bogus(self.explain(name, rtype).await),
+                Vec::new(),
+            ),
+            NetError::Dns(DnsError::ResponseCode(rc)) => (
+                AnswerKind::Failed,
+                DnssecStatus::indeterminate(format!("the server answered {rc} for {name} {rtype}")),
+                Vec::new(),
+            ),
+            NetError::Dns(DnsError::NoRecordsFound(nr)) => (
+                AnswerKind::Failed,
+                DnssecStatus::indeterminate(format!(
+                    "unvalidated {} for {name} {rtype}",
+                    nr.response_code
+                )),
+                Vec::new(),
+            ),
+            NetError::Timeout => (
+                AnswerKind::Failed,
+                DnssecStatus::indeterminate(format!("timeout asking for {name} {rtype}")),
+                Vec::new(),
+            ),
+            other => (
+                AnswerKind::Failed,
+                DnssecStatus::indeterminate(format!("{name} {rtype}: {other}")),
+                Vec::new(),
+            ),
+        }
+    }
+
+    fn nsec3_warnings(&self, msg: &DnsResponse) -> Vec<Warning> {
+        match max_nsec3_iterations(msg) {
+            Some(n) if n > self.config.nsec3_soft_limit => vec![Warning::new(
+                WarningCode::Nsec3Iterations,
+                format!(
+                    "the zone uses NSEC3 with {n} iterations; validators treat more than {} as insecure (RFC 9276): set the iterations to 0",
+                    self.config.nsec3_soft_limit
+                ),
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    /// `signature-expiring` warnings for the RRSIGs that validate an RRset.
+    pub(crate) fn expiry_warnings(
+        &self,
+        owner: &Name,
+        rtype: RecordType,
+        sigs: &[RRSIG],
+    ) -> Vec<Warning> {
+        let now = self.config.clock.now_unix();
+        // The RRset is safe as long as one valid signature lasts: judge the longest-lived.
+        let best = sigs
+            .iter()
+            .filter(|s| u64::from(s.input().sig_inception.get()) <= now)
+            .max_by_key(|s| s.input().sig_expiration.get());
+        let Some(sig) = best else { return Vec::new() };
+        let inc = u64::from(sig.input().sig_inception.get());
+        let exp = u64::from(sig.input().sig_expiration.get());
+        let lifetime = exp.saturating_sub(inc);
+        let left = exp.saturating_sub(now);
+        #[allow(clippy::cast_precision_loss)]
+        let under_fraction = (left as f64) < (lifetime as f64) * self.config.expiry_fraction;
+        if under_fraction && left < self.config.expiry_window.as_secs() {
+            vec![Warning::new(
+                WarningCode::SignatureExpiring,
+                format!(
+                    "the RRSIG over {owner} {rtype} (signed by {}) expires at {}, in {} h: re-sign the zone",
+                    sig.input().signer_name,
+                    rfc3339(exp),
+                    left / 3600
+                ),
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+pub(crate) fn covering_sigs(records: &[Record], owner: &Name, rtype: RecordType) -> Vec<RRSIG> {
+    records
+        .iter()
+        .filter(|r| &r.name == owner)
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(sig)) if sig.input().type_covered == rtype => {
+                Some(sig.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn signature_seen(sig: &RRSIG) -> SignatureSeen {
+    let i = sig.input();
+    SignatureSeen {
+        signer: i.signer_name.to_string(),
+        key_tag: i.key_tag,
+        algorithm: u8::from(i.algorithm),
+        inception: rfc3339(u64::from(i.sig_inception.get())),
+        expiration: rfc3339(u64::from(i.sig_expiration.get())),
+    }
+}
+
+fn max_nsec3_iterations(msg: &DnsResponse) -> Option<u16> {
+    msg.authorities
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::NSEC3(n)) => Some(n.iterations()),
+            _ => None,
+        })
+        .max()
+}
