@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::client::{Action, ClientNegotiator};
 use crate::config::Config;
-use crate::error::{Error, Step};
+use crate::error::{Error, Failure, Step};
 use crate::negotiation::Negotiation;
 use crate::server::{ServerConfig, ServerNegotiation, ServerNegotiator};
 
@@ -40,26 +40,14 @@ impl Timeouts {
     }
 }
 
-/// A client negotiation that failed, with what the server had said until then (for
-/// example the features of a server that does not offer STARTTLS, or the stream id before a
-/// stream error).
-#[derive(Debug, thiserror::Error)]
-#[error("{error}")]
-#[non_exhaustive]
-pub struct Failure {
-    /// The classified outcome.
-    pub error: Error,
-    /// The partial record.
-    pub partial: Box<Negotiation>,
-}
-
 /// What the driver needs from a negotiator.
 trait Machine {
     fn handle_input(&mut self, bytes: &[u8]) -> Result<(), Error>;
     fn handle_eof(&mut self) -> Result<(), Error>;
     fn poll_action(&mut self) -> Option<Action>;
     fn step(&self) -> Option<Step>;
-    fn progress(&mut self, _before: Step, _elapsed: Duration) {}
+    /// Stamps the milestones reached so far that have no time yet.
+    fn progress(&mut self, _elapsed: Duration) {}
 }
 
 impl Machine for ClientNegotiator {
@@ -75,13 +63,18 @@ impl Machine for ClientNegotiator {
     fn step(&self) -> Option<Step> {
         ClientNegotiator::step(self)
     }
-    fn progress(&mut self, before: Step, elapsed: Duration) {
+    fn progress(&mut self, elapsed: Duration) {
+        let n = self.negotiation();
+        let reached = [n.header.is_some(), n.features.is_some(), n.proceeded];
         let t = self.timings_mut();
-        match before {
-            Step::StreamHeader => t.stream_header = Some(elapsed),
-            Step::Features => t.features = Some(elapsed),
-            Step::Proceed => t.proceed = Some(elapsed),
-            Step::StartTls | Step::Close => {}
+        for (reached, stamp) in
+            reached
+                .into_iter()
+                .zip([&mut t.stream_header, &mut t.features, &mut t.proceed])
+        {
+            if reached && stamp.is_none() {
+                *stamp = Some(elapsed);
+            }
         }
     }
 }
@@ -215,13 +208,7 @@ where
         } else {
             machine.handle_input(&buf[..n])
         };
-        if let Some(after) = machine.step() {
-            if after != step {
-                machine.progress(step, start.elapsed());
-            }
-        } else if outcome.is_ok() {
-            machine.progress(step, start.elapsed());
-        }
+        machine.progress(start.elapsed());
         if let Err(e) = outcome {
             // Best effort: a server-side refusal has a stream error to deliver.
             while let Some(Action::Send(bytes)) = machine.poll_action() {

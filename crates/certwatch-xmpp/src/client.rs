@@ -264,6 +264,7 @@ impl ClientNegotiator {
                 step: Step::Proceed,
             });
         }
+        self.negotiation.proceeded = true;
         let buffered = self.xml.buffered();
         if buffered > 0 {
             return Err(Error::StartTlsInjection {
@@ -271,7 +272,6 @@ impl ClientNegotiator {
                 after: "<proceed/>",
             });
         }
-        self.negotiation.proceeded = true;
         self.state = State::Finished;
         self.actions.push_back(Action::StartTls);
         Ok(Step::Proceed)

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::negotiation::Negotiation;
+
 /// The protocol step a negotiation was in when something happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -261,4 +263,17 @@ impl Error {
                 | Error::ClosedEarly { .. }
         )
     }
+}
+
+/// A client negotiation that failed, with what the server had said until then (for
+/// example the features of a server that does not offer STARTTLS, or the stream id before a
+/// stream error).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+#[non_exhaustive]
+pub struct Failure {
+    /// The classified outcome.
+    pub error: Error,
+    /// The partial record.
+    pub partial: Box<Negotiation>,
 }

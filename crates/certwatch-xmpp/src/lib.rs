@@ -77,17 +77,19 @@ mod config;
 mod direct_tls;
 mod error;
 mod negotiation;
+mod replay;
 mod server;
 mod xml;
 
 #[cfg(feature = "tokio")]
-pub use adapter::{Failure, Timeouts, accept, negotiate, read_features_after_tls};
+pub use adapter::{Timeouts, accept, negotiate, read_features_after_tls};
 pub use client::{Action, ClientNegotiator};
 pub use config::{
     Config, HeaderProfile, Limits, NS_CLIENT, NS_DIALBACK, NS_SASL, NS_SASL_CB, NS_SERVER,
     NS_STREAM_ERRORS, NS_STREAMS, NS_TLS, StreamKind,
 };
 pub use direct_tls::{ALPN_XMPP_CLIENT, ALPN_XMPP_SERVER, DirectTls};
-pub use error::{Error, Markup, Step, StreamError};
+pub use error::{Error, Failure, Markup, Step, StreamError};
 pub use negotiation::{ChannelBinding, Feature, Features, Negotiation, StreamHeader, Timings};
+pub use replay::replay;
 pub use server::{ServerConfig, ServerNegotiation, ServerNegotiator};

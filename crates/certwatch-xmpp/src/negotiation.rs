@@ -186,7 +186,8 @@ pub struct Negotiation {
     pub header: Option<StreamHeader>,
     /// The server's features, once received.
     pub features: Option<Features>,
-    /// The server answered `<proceed/>`: TLS begins at the next byte.
+    /// The server answered `<proceed/>`: TLS begins at the next byte (unless the negotiation
+    /// failed with [`Error::StartTlsInjection`](crate::Error::StartTlsInjection)).
     pub proceeded: bool,
     /// Bytes received from the server.
     pub bytes_received: usize,

@@ -163,10 +163,26 @@ impl XmlStream {
                 if let Some(item) = self.tag(&unit, was_started)? {
                     return Ok(Some(item));
                 }
-            } else {
-                if self.stack.is_empty() && !self.started {
-                    sniff_non_xml(avail)?;
+            } else if self.stack.len() <= 1 {
+                // Between stream-level elements only whitespace (keepalives) may appear: it is
+                // consumed at once, so an endless keepalive stream hits the byte limit only.
+                if self.stack.is_empty() && !self.started && sniff_non_xml(avail)? {
+                    return Ok(None);
                 }
+                let ws = avail.iter().take_while(|b| is_space(**b)).count();
+                let garbage = avail.get(ws).is_some_and(|b| *b != b'<');
+                self.pos += ws;
+                if garbage {
+                    return Err(if self.stack.is_empty() {
+                        bad("text outside the stream element")
+                    } else {
+                        // Classified by the caller with the step.
+                        Error::UnexpectedText {
+                            step: crate::error::Step::StreamHeader,
+                        }
+                    });
+                }
+            } else {
                 let Some(len) = self.frame_text()? else {
                     return Ok(None);
                 };
@@ -266,22 +282,6 @@ impl XmlStream {
     }
 
     fn text(&mut self, raw: &[u8]) -> Result<(), Error> {
-        let all_space = raw
-            .iter()
-            .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
-        if self.stack.len() <= 1 {
-            if all_space {
-                return Ok(());
-            }
-            return Err(if self.stack.is_empty() {
-                Error::MalformedXml("text outside the stream element".into())
-            } else {
-                // Classified by the caller with the step.
-                Error::UnexpectedText {
-                    step: crate::error::Step::StreamHeader,
-                }
-            });
-        }
         let s = std::str::from_utf8(raw).map_err(|_| bad("text is not UTF-8"))?;
         let text = quick_xml::escape::unescape(s).map_err(escape_error)?;
         let limit = self.limits.max_text_bytes;
@@ -453,17 +453,18 @@ fn split_qname(raw: &str) -> Result<(Option<&str>, &str), Error> {
     }
 }
 
-/// The first bytes of the peer, before anything XML: classify garbage and TLS.
-fn sniff_non_xml(avail: &[u8]) -> Result<(), Error> {
-    if matches!(avail, [0x14..=0x17, 0x03, ..]) {
-        return Err(Error::UnexpectedTls);
+/// The first bytes of the peer, before anything XML: classify garbage and TLS. `Ok(true)`
+/// when one more byte is needed to tell.
+fn sniff_non_xml(avail: &[u8]) -> Result<bool, Error> {
+    let ws = avail.iter().position(|b| !is_space(*b));
+    match ws.map(|i| &avail[i..]) {
+        Some([0x14..=0x17, 0x03, ..]) => return Err(Error::UnexpectedTls),
+        Some([0x14..=0x17]) => return Ok(true),
+        _ => {}
     }
-    let ws = avail
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
     match ws {
-        None => Ok(()),
-        Some(i) if avail[i] == b'<' => Ok(()),
+        None => Ok(false),
+        Some(i) if avail[i] == b'<' => Ok(false),
         Some(_) => {
             let n = avail.len().min(32);
             Err(Error::NotXml {
@@ -471,6 +472,10 @@ fn sniff_non_xml(avail: &[u8]) -> Result<(), Error> {
             })
         }
     }
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 fn escape_error(e: quick_xml::escape::EscapeError) -> Error {
