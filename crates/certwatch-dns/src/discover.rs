@@ -81,6 +81,9 @@ pub struct QueryStats {
     pub queries: usize,
     /// The longest chain of queries that had to wait for each other.
     pub sequential_round_trips: usize,
+    /// The same, counting only the lookups themselves (SRV, A, AAAA, TLSA, CAA, CNAME
+    /// targets), without the DS/DNSKEY fetches of the trust chain.
+    pub lookup_round_trips: usize,
     /// Every query with its timing.
     pub log: Vec<WireQuery>,
 }
@@ -201,8 +204,14 @@ impl Session {
                 Some(h) => {
                     ep.ipv4 = address_rrset(&h.a);
                     ep.ipv6 = address_rrset(&h.aaaa);
-                    ep.warnings.extend(h.a.warnings.iter().cloned());
-                    ep.warnings.extend(h.aaaa.warnings.iter().cloned());
+                    // Expiry warnings are for SRV, TLSA and DNSKEY only (issue 4).
+                    ep.warnings.extend(
+                        h.a.warnings
+                            .iter()
+                            .chain(h.aaaa.warnings.iter())
+                            .filter(|w| w.code != WarningCode::SignatureExpiring)
+                            .cloned(),
+                    );
                     family_warnings(&mut ep, &p.target);
                 }
                 None => {
@@ -253,6 +262,12 @@ impl Session {
             stats: QueryStats {
                 queries: log.len(),
                 sequential_round_trips: sequential_round_trips(&log),
+                lookup_round_trips: sequential_round_trips(
+                    &log.iter()
+                        .filter(|q| q.rtype != "DS" && q.rtype != "DNSKEY")
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                ),
                 log,
             },
         }

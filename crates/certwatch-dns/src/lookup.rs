@@ -75,6 +75,11 @@ impl Session {
         for _ in 0..=MAX_CNAMES {
             let msg = match self.validated(&current, rtype).await {
                 Ok(msg) => msg,
+                Err(NetError::Dns(DnsError::Nsec {
+                    response,
+                    proof: Proof::Bogus,
+                    ..
+                })) if wildcard_expansion_proven(&response, &current, rtype) => *response,
                 Err(e) => {
                     let (answer, status, warnings) = self.classify_error(&current, rtype, e).await;
                     out.answer = answer;
@@ -137,6 +142,11 @@ impl Session {
                 current = cur;
                 continue;
             }
+            if let Some(reason) = referral(&msg) {
+                out.answer = AnswerKind::Failed;
+                out.dnssec = DnssecStatus::indeterminate(format!("{current} {rtype}: {reason}"));
+                return out;
+            }
             // A validated negative answer.
             out.answer = if msg.response_code == ResponseCode::NXDomain {
                 AnswerKind::NxDomain
@@ -185,6 +195,14 @@ impl Session {
         e: NetError,
     ) -> (AnswerKind, DnssecStatus, Vec<Warning>) {
         match e {
+            NetError::Dns(DnsError::Nsec { response, .. }) if referral(&response).is_some() => (
+                AnswerKind::Failed,
+                DnssecStatus::indeterminate(format!(
+                    "{name} {rtype}: {}",
+                    referral(&response).unwrap_or_default()
+                )),
+                Vec::new(),
+            ),
             NetError::Dns(DnsError::Nsec {
                 response, proof, ..
             }) => {
@@ -330,4 +348,80 @@ fn max_nsec3_iterations(msg: &DnsResponse) -> Option<u16> {
             _ => None,
         })
         .max()
+}
+
+/// A referral (NS in the authority section, no SOA, no answer) means the server does not
+/// resolve recursively: nothing is proven either way.
+fn referral(msg: &DnsResponse) -> Option<String> {
+    if !msg.answers.is_empty()
+        || msg
+            .authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::SOA)
+    {
+        return None;
+    }
+    let ns: Vec<String> = msg
+        .authorities
+        .iter()
+        .filter(|r| r.record_type() == RecordType::NS)
+        .map(|r| r.name.to_string())
+        .collect();
+    let zone = ns.first()?;
+    Some(format!(
+        "the server answered with a referral to {zone} instead of an answer: it does not resolve recursively (configure a recursive resolver)"
+    ))
+}
+
+/// RFC 4035 §5.3.4 for a wildcard expansion proven by NSEC: the expanded RRset validated
+/// (secure), its RRSIG's label count gives the closest encloser, and a secure NSEC covers
+/// the next closer name, so no closer match exists.
+///
+/// hickory 0.26.3 rejects such answers when the covering NSEC is owned by the wildcard
+/// itself (it also demands an NSEC strictly covering the wildcard name, which exists), so
+/// the proof is re-checked here from the records it already validated.
+pub(crate) fn wildcard_expansion_proven(
+    msg: &DnsResponse,
+    qname: &Name,
+    rtype: RecordType,
+) -> bool {
+    let rrset: Vec<&Record> = msg
+        .answers
+        .iter()
+        .filter(|r| &r.name == qname && r.record_type() == rtype)
+        .collect();
+    if rrset.is_empty() || rrset.iter().any(|r| r.proof != Proof::Secure) {
+        return false;
+    }
+    let qlabels = qname.num_labels();
+    let Some((labels, signer)) = covering_sigs(&msg.answers, qname, rtype)
+        .iter()
+        .map(|s| (s.input().num_labels, s.input().signer_name.clone()))
+        .filter(|(l, _)| *l < qlabels)
+        .min_by_key(|(l, _)| *l)
+    else {
+        return false;
+    };
+    let next_closer = qname.trim_to(usize::from(labels) + 1);
+    msg.authorities.iter().any(|r| {
+        if r.proof != Proof::Secure {
+            return false;
+        }
+        let RData::DNSSEC(DNSSECRData::NSEC(nsec)) = &r.data else {
+            return false;
+        };
+        let owner = &r.name;
+        // RFC 6840 §4.1: a parent-side NSEC at a cut proves nothing below it.
+        if nsec.is_ancestor_delegation() && owner.zone_of(&next_closer) {
+            return false;
+        }
+        // The NSEC must come from the zone that signed the expansion.
+        let same_zone = covering_sigs(&msg.authorities, owner, RecordType::NSEC)
+            .iter()
+            .any(|s| s.input().signer_name == signer);
+        let next = nsec.next_domain_name();
+        same_zone
+            && &next_closer > owner
+            && (&next_closer < next || (next <= owner && next.zone_of(&next_closer)))
+    })
 }
