@@ -1,7 +1,7 @@
 //! Certificate association data (RFC 6698 §2.1): the bytes a TLSA record carries for a
 //! certificate, for every selector and matching type.
 
-use crate::tlsa::{MatchingType, Selector};
+use crate::tlsa::{MatchingType, Selector, Tlsa};
 
 /// Why association data could not be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,4 +110,18 @@ pub fn association_data(
         label: label.to_owned(),
         value: matching.to_u8(),
     })
+}
+/// True if `record`'s selector and matching type applied to this certificate give its data.
+/// Unusable records never match.
+pub(crate) fn cert_matches(record: &Tlsa, cert_der: &[u8]) -> bool {
+    record.is_usable()
+        && association_data(cert_der, record.selector, record.matching, "")
+            .is_ok_and(|d| d == record.data)
+}
+
+/// True if `record` (selector 1) matches this SubjectPublicKeyInfo DER.
+pub(crate) fn spki_matches(record: &Tlsa, spki_der: &[u8]) -> bool {
+    record.is_usable()
+        && record.selector == Selector::Spki
+        && apply_matching(record.matching, spki_der).is_some_and(|d| d == record.data)
 }

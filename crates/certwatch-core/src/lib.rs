@@ -22,26 +22,39 @@
 
 mod advice;
 mod association;
+mod confirm;
 mod der;
 mod dnssec;
 mod endpoint;
+mod judge;
 mod keys;
+mod matching;
 mod pem;
 mod service;
 mod tlsa;
 mod verdict;
 mod warning;
 
-pub use advice::tlsa_zone_line;
+pub use advice::{KeySeen, PinSource, SetupAdvice, pin_strength, setup_advice, tlsa_zone_line};
 pub use association::{AssociationError, apply_matching, association_data, certificate_spki};
+pub use confirm::{BadVantage, Classification, Confirmation, Vantage, VantageResult, confirm};
 pub use dnssec::{DnssecState, DnssecStatus};
 pub use endpoint::{
     AddressRrset, Endpoint, EndpointId, Origin, ProbeTarget, TlsaRrset, tlsa_owner,
+};
+pub use judge::{
+    DomainVerdict, EndpointVerdict, FailureKind, PresentedChain, ProbeFailure, ProbeOutcome,
+    Reason, TargetVerdict, combine_exit_codes, judge_endpoint, judge_target,
 };
 pub use keys::{
     KeyAlgorithm, KeyError, KeyFormat, KeyType, Pin, pin_from_key_material, spki_algorithm,
     spki_sha256,
 };
+pub use matching::{
+    MatchOutcome, MatchPolicy, RejectedRecord, Rejection, UnusableRecord, match_chain,
+};
+/// Re-exported from `rustls-pki-types`: the validation time and PKIX roots of [`MatchPolicy`].
+pub use rustls_pki_types::{TrustAnchor, UnixTime};
 pub use service::{Service, StreamKind, UnknownService};
 pub use tlsa::{CertUsage, MatchingType, Selector, Tlsa, TlsaLine, TlsaParseError, Unusable};
 pub use verdict::Verdict;
