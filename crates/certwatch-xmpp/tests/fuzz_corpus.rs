@@ -4,17 +4,40 @@
 
 use std::path::PathBuf;
 
-use certwatch_xmpp::{Config, Error, Failure, Negotiation, replay};
+use certwatch_xmpp::{Action, Config, Error, ServerConfig, ServerNegotiator, StreamKind, replay};
 
 /// The same classification as `fuzz/fuzz_targets/xmpp_server_bytes.rs`.
-fn class(r: &Result<Negotiation, Failure>) -> String {
-    match r {
+fn class_error(e: &Error) -> String {
+    match e {
+        Error::StartTlsInjection { after, .. } => format!("injection after {after}"),
+        Error::NotXml { .. } => "not-xml".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Server bytes through the client negotiator, as in the fuzz target.
+fn client(chunks: &[&[u8]]) -> String {
+    match replay(Config::client("example.org"), chunks.iter().copied()) {
         Ok(n) => format!("ok proceeded={}", n.proceeded),
-        Err(f) => match &f.error {
-            Error::StartTlsInjection { after, .. } => format!("injection after {after}"),
-            Error::NotXml { .. } => "not-xml".to_owned(),
-            other => other.to_string(),
-        },
+        Err(f) => class_error(&f.error),
+    }
+}
+
+/// Client bytes through the acceptor, as in the fuzz target.
+fn acceptor(chunks: &[&[u8]]) -> String {
+    let mut s = ServerNegotiator::new(ServerConfig::new(StreamKind::Client, "example.org"));
+    let mut done = false;
+    for chunk in chunks {
+        if let Err(e) = s.handle_input(chunk) {
+            return class_error(&e);
+        }
+        while let Some(a) = s.poll_action() {
+            done |= matches!(a, Action::StartTls | Action::Done);
+        }
+    }
+    match s.handle_eof() {
+        Ok(()) => format!("ok done={done} starttls={}", s.negotiation().starttls),
+        Err(e) => class_error(&e),
     }
 }
 
@@ -46,9 +69,10 @@ fn every_corpus_file_ends_in_the_same_classified_outcome_in_any_read_size() {
         let Some((&ctl, server)) = data.split_first() else {
             continue;
         };
-        let whole = class(&replay(Config::client("example.org"), [server]));
+        let run = if ctl & 0x40 == 0 { client } else { acceptor };
+        let whole = run(&[server]);
         for size in [usize::from(ctl & 0x3f) + 1, 1, 2, 3, 7, 64] {
-            let chunked = class(&replay(Config::client("example.org"), server.chunks(size)));
+            let chunked = run(&server.chunks(size).collect::<Vec<_>>());
             assert_eq!(chunked, whole, "{name} at read size {size}");
         }
     }
@@ -77,9 +101,17 @@ fn real_server_transcripts_end_as_the_servers_did() {
             .iter()
             .find(|(n, _)| n == name)
             .unwrap_or_else(|| panic!("corpus file {name} is missing"));
-        let got = class(&replay(Config::client("match.test"), [&data[1..]]));
+        let got = match replay(Config::client("match.test"), [&data[1..]]) {
+            Ok(n) => format!("ok proceeded={}", n.proceeded),
+            Err(f) => class_error(&f.error),
+        };
         assert_eq!(got, want, "{name}");
     }
+    let (_, data) = files
+        .iter()
+        .find(|(n, _)| n == "client_conversations")
+        .unwrap();
+    assert_eq!(acceptor(&[&data[1..]]), "ok done=true starttls=true");
     // Server streams need a server configuration.
     for name in ["prosody_s2s", "ejabberd_s2s"] {
         let (_, data) = files.iter().find(|(n, _)| n == name).unwrap();
