@@ -52,7 +52,7 @@ impl Session {
         owners.dedup();
         if owners.is_empty() {
             return format!(
-                "the negative answer for {name} {rtype} carries no SOA or NSEC/NSEC3 records although the zone is signed (missing denial of existence)"
+                "the negative answer for {name} {rtype} carries no SOA and no NSEC/NSEC3 records, although the trust chain says it must be signed (missing denial of existence)"
             );
         }
         for (o, t) in &owners {
