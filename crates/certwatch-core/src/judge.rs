@@ -475,7 +475,11 @@ pub fn judge_endpoint(
             .into_iter()
             .filter(|w| w.code != WarningCode::UnusableRecord),
     );
-    let (verdict, reason) = match targets.iter().max_by_key(|t| t.verdict.rank(dane)) {
+    let worst = targets.iter().fold(None::<&TargetVerdict>, |w, t| match w {
+        Some(w) if w.verdict.rank(dane) >= t.verdict.rank(dane) => Some(w),
+        _ => Some(t),
+    });
+    let (verdict, reason) = match worst {
         Some(worst) => (worst.verdict, worst.reason),
         None => {
             // No address at all: DNS decides, else there is nothing to connect to.
@@ -526,10 +530,15 @@ pub struct DomainVerdict {
 impl DomainVerdict {
     /// Aggregates endpoint verdicts. A domain without endpoints is `indeterminate`.
     pub fn new(domain: impl Into<String>, endpoints: Vec<EndpointVerdict>) -> Self {
-        let (verdict, dane) = endpoints
+        // The worst endpoint; the first one among equals.
+        let worst = endpoints
             .iter()
-            .max_by_key(|e| e.rank())
-            .map_or((Verdict::Indeterminate, false), |e| (e.verdict, e.dane));
+            .fold(None::<&EndpointVerdict>, |w, e| match w {
+                Some(w) if w.rank() >= e.rank() => Some(w),
+                _ => Some(e),
+            });
+        let (verdict, dane) =
+            worst.map_or((Verdict::Indeterminate, false), |e| (e.verdict, e.dane));
         DomainVerdict {
             domain: domain.into(),
             verdict,
