@@ -327,7 +327,14 @@ fn dane_ta(
                 continue;
             }
         };
-        match verify_to_anchors(&leaf, &[anchor], &chain[1..i], policy) {
+        // Every other presented certificate may be an intermediate, in any order.
+        let intermediates: Vec<CertificateDer<'_>> = chain
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != 0 && *j != i)
+            .map(|(_, c)| c.clone())
+            .collect();
+        match verify_to_anchors(&leaf, &[anchor], &intermediates, policy) {
             Ok(()) => return Ok(()),
             Err(r) => {
                 first_failure.get_or_insert(r);
@@ -341,18 +348,23 @@ fn dane_ta(
             .filter(|t| t.tag == der::SEQUENCE)
             .map(|t| t.contents)
     {
-        for (i, cert) in chain.iter().enumerate() {
-            let Some(issuer) = issuer_contents(cert) else {
-                continue;
-            };
-            let anchor = TrustAnchor {
-                subject: Der::from(issuer.as_slice()),
-                subject_public_key_info: Der::from(spki_contents),
-                name_constraints: None,
-            };
-            // The leaf, then chain[1..=i] as intermediates, up to the key.
-            let intermediates = &chain[1..=i];
-            match verify_to_anchors(&leaf, &[anchor], intermediates, policy) {
+        // The key may sign any certificate of the chain: one anchor per issuer name.
+        let issuers: Vec<Vec<u8>> = chain.iter().filter_map(|c| issuer_contents(c)).collect();
+        let mut anchors: Vec<TrustAnchor<'_>> = Vec::new();
+        for issuer in &issuers {
+            if !anchors
+                .iter()
+                .any(|a| a.subject.as_ref() == issuer.as_slice())
+            {
+                anchors.push(TrustAnchor {
+                    subject: Der::from(issuer.as_slice()),
+                    subject_public_key_info: Der::from(spki_contents),
+                    name_constraints: None,
+                });
+            }
+        }
+        if !anchors.is_empty() {
+            match verify_to_anchors(&leaf, &anchors, &chain[1..], policy) {
                 Ok(()) => return Ok(()),
                 Err(r) => {
                     first_failure.get_or_insert(r);

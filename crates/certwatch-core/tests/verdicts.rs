@@ -287,6 +287,15 @@ fn cases(w: &World) -> Vec<Case> {
             Some(ta_inter.clone()),
             0,
         ),
+        c(
+            "2 1 1 on the root, chain out of order",
+            vec![rec(2, 1, 1, root)],
+            presented(&[leaf, root, inter], true),
+            Verdict::Match,
+            Reason::KeyMatched,
+            Some(rec(2, 1, 1, root)),
+            0,
+        ),
         // DANE-TA: what an attacker can present.
         c(
             "2 1 1 on a root that is not presented",
