@@ -55,7 +55,11 @@ _tor_ed_id() { awk '{ print $2 }' "$1/fingerprint-ed25519"; }
 # Creates the authority and relay keys of relay I once; they are kept across up/down.
 _tor_keys() {
   local i=$1 d="$CW_DIR/tor/${TOR_RELAYS[$1]}"
-  [ -s "$d/keys/authority_certificate" ] && [ -s "$d/fingerprint" ] && [ -s "$d/fingerprint-ed25519" ] && return 0
+  # The authority certificate is valid for 12 months: renew the keys well before that.
+  if [ -s "$d/keys/authority_certificate" ] && [ -s "$d/fingerprint" ] && [ -s "$d/fingerprint-ed25519" ] \
+    && [ -z "$(find "$d/keys/authority_certificate" -mtime +300)" ]; then
+    return 0
+  fi
   rm -rf "$d"; mkdir -p "$d/keys"; chmod 700 "$d"
   # Authority identity and signing keys; the passphrase is empty (read from stdin).
   echo "" | tor-gencert --create-identity-key --passphrase-fd 0 -m 12 \
@@ -122,6 +126,8 @@ ClientRejectInternalAddresses 0
 ClientDNSRejectInternalAddresses 0
 UseEntryGuards 0
 LongLivedPorts 1
+# Conflux wants disjoint legs, which three relays cannot give: it only fills the log.
+ConfluxEnabled 0
 EOF
   } >"$CW_DIR/tor/client.torrc"
 }
@@ -186,6 +192,13 @@ print(json.dumps({"socks": socks, "arti_config": arti, "relays": relays}, indent
 PY
 }
 
+_tor_relays_alive() {
+  local n
+  for n in "${TOR_RELAYS[@]}"; do
+    kill -0 "$(cat "$CW_DIR/pids/tor-$n.pid" 2>/dev/null || echo none)" 2>/dev/null || return 1
+  done
+}
+
 _tor_all_alive() {
   local n
   for n in "${TOR_RELAYS[@]}" client; do
@@ -231,15 +244,19 @@ tor_up() {
   t0=$(date +%s)
   deadline=$((t0 + TOR_WAIT_SECS))
   for n in "${TOR_RELAYS[@]}"; do cw_start tor "$n" tor -f "$CW_DIR/tor/$n.torrc"; done
-  cw_start tor client tor -f "$CW_DIR/tor/client.torrc"
 
-  # 1. The authorities compute the first consensus (every relay keeps a copy).
-  until [ -s "$CW_DIR/tor/${TOR_RELAYS[0]}/cached-microdesc-consensus" ]; do
-    _tor_all_alive || _tor_fail "a tor process died"
-    [ "$(date +%s)" -lt "$deadline" ] || _tor_fail "no consensus after ${TOR_WAIT_SECS}s"
+  # 1. The authorities publish a consensus that lists all three relays as exits. (The very
+  #    first one is often empty: the first vote can precede the relays' descriptors.) The
+  #    client starts only then, so that its first fetch gets a usable consensus.
+  local cons="$CW_DIR/tor/${TOR_RELAYS[0]}/cached-microdesc-consensus" first=""
+  until [ -s "$cons" ] && [ "$(grep -c '^s .*Exit' "$cons")" -ge 3 ]; do
+    [ -z "$first" ] && [ -s "$cons" ] && first=$(($(date +%s) - t0)) && cw_log "tor: first consensus after ${first}s"
+    _tor_relays_alive || _tor_fail "a relay died"
+    [ "$(date +%s)" -lt "$deadline" ] || _tor_fail "no consensus with three exits after ${TOR_WAIT_SECS}s"
     sleep 0.5
   done
-  cw_log "tor: first consensus after $(($(date +%s) - t0))s"
+  cw_log "tor: consensus with three exit relays after $(($(date +%s) - t0))s"
+  cw_start tor client tor -f "$CW_DIR/tor/client.torrc"
   # 2. The client has bootstrapped.
   until grep -q "Bootstrapped 100%" "$CW_DIR/logs/tor-client.log" 2>/dev/null; do
     _tor_all_alive || _tor_fail "a tor process died"
