@@ -133,7 +133,8 @@ impl ClientNegotiator {
 
     /// Feeds bytes received from the peer, in any chunking.
     ///
-    /// After an error, the negotiation is over: further input returns [`Error::Finished`].
+    /// After an error, the negotiation is over: pending actions are dropped and further input
+    /// returns [`Error::Finished`].
     /// Input after [`Action::StartTls`] is a STARTTLS injection.
     pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let step = match self.state {
@@ -151,7 +152,9 @@ impl ClientNegotiator {
         let result = self.process(bytes, step);
         self.negotiation.bytes_received = self.xml.received();
         if result.is_err() {
+            // Nothing more is said to a peer that misbehaved (not even a queued <starttls/>).
             self.state = State::Failed;
+            self.actions.clear();
         }
         result
     }
@@ -401,6 +404,20 @@ mod tests {
             f.channel_binding(),
             crate::negotiation::ChannelBinding::Advertised
         );
+    }
+
+    #[test]
+    fn nothing_is_sent_after_an_error_in_the_same_read() {
+        let mut n = ClientNegotiator::new(Config::client("example.org"));
+        n.poll_action();
+        let mut input = HEADER.to_vec();
+        input.extend_from_slice(FEATURES);
+        input.extend_from_slice(b"<!-- -->");
+        assert!(matches!(
+            n.handle_input(&input),
+            Err(Error::ForbiddenMarkup(_))
+        ));
+        assert_eq!(n.poll_action(), None);
     }
 
     #[test]
