@@ -1,0 +1,409 @@
+#![cfg(feature = "interop")]
+//! Smoke tests of the XMPP peers that `scripts/interop-env up pki xmpp` starts.
+//!
+//! The peer is `openssl s_client`, the independent oracle: it negotiates STARTTLS (or direct
+//! TLS), the leaf certificate it prints is hashed with `openssl x509 | openssl pkey | sha256sum`,
+//! and the hash must equal the PKI description's `spki_sha256` of the key that server is said
+//! to use. The client's signature algorithms are restricted so that the dual-certificate
+//! Prosody has exactly one correct answer.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use certwatch_testkit::Interop;
+
+/// Which certificate a client that accepts only these signature algorithms must get.
+#[derive(Clone, Copy, Debug)]
+enum KeyType {
+    Ecdsa,
+    Rsa,
+}
+
+impl KeyType {
+    fn sigalgs(self) -> &'static str {
+        match self {
+            KeyType::Ecdsa => "ECDSA+SHA256:ECDSA+SHA384",
+            // TLS 1.3 signs with RSA-PSS only; PKCS#1 is for TLS 1.2.
+            KeyType::Rsa => "RSA-PSS+SHA256:RSA+SHA256",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Service {
+    C2sStarttls,
+    C2sDirect,
+    S2sStarttls,
+    S2sDirect,
+}
+
+impl Service {
+    fn port_key(self) -> &'static str {
+        match self {
+            Service::C2sStarttls => "c2s",
+            Service::C2sDirect => "c2s_direct",
+            Service::S2sStarttls => "s2s",
+            Service::S2sDirect => "s2s_direct",
+        }
+    }
+
+    fn args(self, domain: &str) -> Vec<String> {
+        let a: &[&str] = match self {
+            Service::C2sStarttls => &["-starttls", "xmpp", "-xmpphost", domain],
+            Service::S2sStarttls => &["-starttls", "xmpp-server", "-xmpphost", domain],
+            Service::C2sDirect => &["-alpn", "xmpp-client", "-servername", domain],
+            Service::S2sDirect => &["-alpn", "xmpp-server", "-servername", domain],
+        };
+        a.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+/// Runs a program with `input` on stdin and returns its output (stdin closed afterwards).
+fn run(program: &str, args: &[String], input: &[u8]) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin.write_all(input).expect("write to the child's stdin");
+    drop(stdin);
+    child.wait_with_output().expect("wait for the child")
+}
+
+fn strings(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+/// The first PEM certificate in `text` (the leaf, as `openssl s_client` prints it).
+fn first_pem_certificate(text: &str) -> Option<String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let start = text.find(BEGIN)?;
+    let len = text[start..].find(END)? + END.len();
+    Some(format!("{}\n", &text[start..start + len]))
+}
+
+/// Hex SHA-256 of the certificate's SubjectPublicKeyInfo, computed by openssl and sha256sum.
+fn spki_sha256(cert_pem: &str) -> String {
+    let pubkey = run(
+        "openssl",
+        &strings(&["x509", "-pubkey", "-noout"]),
+        cert_pem.as_bytes(),
+    );
+    assert!(pubkey.status.success(), "openssl x509 failed: {pubkey:?}");
+    let der = run(
+        "openssl",
+        &strings(&["pkey", "-pubin", "-outform", "der"]),
+        &pubkey.stdout,
+    );
+    assert!(der.status.success(), "openssl pkey failed: {der:?}");
+    let sum = run("sha256sum", &[], &der.stdout);
+    assert!(sum.status.success(), "sha256sum failed: {sum:?}");
+    String::from_utf8(sum.stdout)
+        .expect("sha256sum prints ASCII")
+        .split_whitespace()
+        .next()
+        .expect("sha256sum prints a hash")
+        .to_owned()
+}
+
+/// `timeout 20 openssl s_client ...` against the server `server` (a key under `xmpp`).
+fn s_client(
+    env: &Interop,
+    server: &str,
+    service: Service,
+    domain: &str,
+    key: Option<KeyType>,
+) -> Output {
+    let addr = env.str(&format!("xmpp.{server}.address")).unwrap();
+    let port = env
+        .u64(&format!("xmpp.{server}.{}", service.port_key()))
+        .unwrap();
+    let mut args = strings(&["20", "openssl", "s_client", "-connect"]);
+    args.push(format!("{addr}:{port}"));
+    args.extend(service.args(domain));
+    if let Some(k) = key {
+        args.extend(strings(&["-sigalgs", k.sigalgs()]));
+    }
+    run("timeout", &args, b"")
+}
+
+/// The SPKI SHA-256 of the leaf that `server` presents for `domain` on `service`.
+fn presented_spki(
+    env: &Interop,
+    server: &str,
+    service: Service,
+    domain: &str,
+    key: KeyType,
+) -> String {
+    let out = s_client(env, server, service, domain, Some(key));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pem = first_pem_certificate(&stdout).unwrap_or_else(|| {
+        panic!(
+            "{server} {service:?} for {domain} ({key:?}) presented no certificate; \
+             openssl exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    spki_sha256(&pem)
+}
+
+fn expected(env: &Interop, key_name: &str) -> String {
+    let want = env
+        .str(&format!("pki.keys.{key_name}.spki_sha256"))
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        want.len(),
+        64,
+        "pki.keys.{key_name}.spki_sha256 is not a SHA-256 hex"
+    );
+    want
+}
+
+fn domains(env: &Interop, server: &str) -> Vec<String> {
+    let v = env.get(&format!("xmpp.{server}.domains")).unwrap();
+    let list: Vec<String> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("xmpp.{server}.domains is not a list: {v}"))
+        .iter()
+        .map(|d| d.as_str().expect("a domain is a string").to_owned())
+        .collect();
+    assert!(!list.is_empty(), "xmpp.{server}.domains is empty");
+    list
+}
+
+fn keys(env: &Interop, server: &str) -> Vec<String> {
+    let v = env.get(&format!("xmpp.{server}.keys")).unwrap();
+    v.as_array()
+        .unwrap_or_else(|| panic!("xmpp.{server}.keys is not a list: {v}"))
+        .iter()
+        .map(|d| d.as_str().expect("a key name is a string").to_owned())
+        .collect()
+}
+
+#[test]
+fn prosody_c2s_starttls_presents_host_ec_to_an_ecdsa_client() {
+    let env = Interop::require();
+    let got = presented_spki(
+        &env,
+        "prosody",
+        Service::C2sStarttls,
+        "match.test",
+        KeyType::Ecdsa,
+    );
+    assert_eq!(got, expected(&env, "host-ec"));
+}
+
+#[test]
+fn prosody_is_dual_certificate_and_presents_host_rsa_to_an_rsa_only_client() {
+    let env = Interop::require();
+    assert_eq!(keys(&env, "prosody"), ["host-ec", "host-rsa"]);
+    let got = presented_spki(
+        &env,
+        "prosody",
+        Service::C2sStarttls,
+        "match.test",
+        KeyType::Rsa,
+    );
+    assert_eq!(got, expected(&env, "host-rsa"));
+    assert_ne!(got, expected(&env, "host-ec"));
+}
+
+#[test]
+fn prosody_c2s_direct_tls_presents_host_ec() {
+    let env = Interop::require();
+    let got = presented_spki(
+        &env,
+        "prosody",
+        Service::C2sDirect,
+        "match.test",
+        KeyType::Ecdsa,
+    );
+    assert_eq!(got, expected(&env, "host-ec"));
+}
+
+#[test]
+fn prosody_s2s_starttls_presents_host_ec() {
+    let env = Interop::require();
+    let got = presented_spki(
+        &env,
+        "prosody",
+        Service::S2sStarttls,
+        "match.test",
+        KeyType::Ecdsa,
+    );
+    assert_eq!(got, expected(&env, "host-ec"));
+}
+
+#[test]
+fn prosody_s2s_direct_tls_presents_host_ec_and_host_rsa() {
+    let env = Interop::require();
+    let ec = presented_spki(
+        &env,
+        "prosody",
+        Service::S2sDirect,
+        "match.test",
+        KeyType::Ecdsa,
+    );
+    assert_eq!(ec, expected(&env, "host-ec"));
+    let rsa = presented_spki(
+        &env,
+        "prosody",
+        Service::S2sDirect,
+        "match.test",
+        KeyType::Rsa,
+    );
+    assert_eq!(rsa, expected(&env, "host-rsa"));
+}
+
+#[test]
+fn prosody_serves_every_described_domain_over_starttls() {
+    let env = Interop::require();
+    let want = expected(&env, "host-ec");
+    let list = domains(&env, "prosody");
+    assert!(
+        list.iter()
+            .any(|d| d == env.str("xmpp.prosody.host").unwrap())
+    );
+    for domain in &list {
+        let got = presented_spki(
+            &env,
+            "prosody",
+            Service::C2sStarttls,
+            domain,
+            KeyType::Ecdsa,
+        );
+        assert_eq!(got, want, "c2s STARTTLS for {domain}");
+    }
+}
+
+#[test]
+fn prosody_refuses_starttls_for_a_domain_it_does_not_serve() {
+    let env = Interop::require();
+    let out = s_client(
+        &env,
+        "prosody",
+        Service::C2sStarttls,
+        "not-served.test",
+        Some(KeyType::Ecdsa),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        first_pem_certificate(&stdout).is_none(),
+        "Prosody presented a certificate for a host it does not serve:\n{stdout}"
+    );
+}
+
+#[test]
+fn ejabberd_presents_ejabberd_ec_on_all_four_services() {
+    let env = Interop::require();
+    assert_eq!(keys(&env, "ejabberd"), ["ejabberd-ec"]);
+    let want = expected(&env, "ejabberd-ec");
+    assert_ne!(
+        want,
+        expected(&env, "host-ec"),
+        "the two servers must differ"
+    );
+    let host = env.str("xmpp.ejabberd.host").unwrap().to_owned();
+    for service in [
+        Service::C2sStarttls,
+        Service::C2sDirect,
+        Service::S2sStarttls,
+        Service::S2sDirect,
+    ] {
+        for domain in ["multi.test", host.as_str()] {
+            let got = presented_spki(&env, "ejabberd", service, domain, KeyType::Ecdsa);
+            assert_eq!(got, want, "ejabberd {service:?} for {domain}");
+        }
+    }
+}
+
+/// Sends a stream header and returns what the server sends until its stream features end.
+fn stream_features(addr: &str, port: u64, ns: &str, domain: &str) -> String {
+    let mut s = TcpStream::connect(format!("{addr}:{port}"))
+        .unwrap_or_else(|e| panic!("connect {addr}:{port}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "<?xml version='1.0'?><stream:stream xmlns='{ns}' \
+         xmlns:stream='http://etherx.jabber.org/streams' to='{domain}' version='1.0'>"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf);
+        if text.contains("</stream:features>") || text.contains("</stream:stream>") {
+            return text.into_owned();
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => return text.into_owned(),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("read from {addr}:{port}: {e} after {text:?}"),
+        }
+    }
+}
+
+#[test]
+fn notls_server_offers_no_starttls_on_c2s_and_s2s() {
+    let env = Interop::require();
+    assert_eq!(env.get("xmpp.notls.starttls").unwrap(), false);
+    let addr = env.str("xmpp.notls.address").unwrap();
+    let domain = &domains(&env, "notls")[0];
+    for (key, ns) in [("c2s", "jabber:client"), ("s2s", "jabber:server")] {
+        let port = env.u64(&format!("xmpp.notls.{key}")).unwrap();
+        let features = stream_features(addr, port, ns, domain);
+        assert!(
+            features.contains("<stream:features"),
+            "{key}: no stream features: {features}"
+        );
+        assert!(
+            !features.contains("starttls"),
+            "{key}: STARTTLS offered: {features}"
+        );
+    }
+    // And the oracle agrees: openssl cannot negotiate TLS there. (openssl keeps waiting for a
+    // STARTTLS offer that never comes, so a short timeout ends it.)
+    let out = run(
+        "timeout",
+        &strings(&[
+            "5",
+            "openssl",
+            "s_client",
+            "-connect",
+            &format!("{addr}:{}", env.u64("xmpp.notls.c2s").unwrap()),
+            "-starttls",
+            "xmpp",
+            "-xmpphost",
+            domain,
+        ]),
+        b"",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        first_pem_certificate(&stdout).is_none(),
+        "a certificate came from the no-TLS server:\n{stdout}"
+    );
+}
+
+#[test]
+fn a_starttls_server_offers_starttls_in_its_features() {
+    // The control for the test above: the same probe sees <starttls/> at Prosody and ejabberd.
+    let env = Interop::require();
+    for server in ["prosody", "ejabberd"] {
+        let addr = env.str(&format!("xmpp.{server}.address")).unwrap();
+        let port = env.u64(&format!("xmpp.{server}.c2s")).unwrap();
+        let features = stream_features(addr, port, "jabber:client", "match.test");
+        assert!(
+            features.contains("urn:ietf:params:xml:ns:xmpp-tls"),
+            "{server}: {features}"
+        );
+    }
+}
