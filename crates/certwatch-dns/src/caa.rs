@@ -37,6 +37,10 @@ pub struct CaaReport {
 pub fn parse_issue_value(tag: &str, value: &str) -> CaaIssuer {
     let mut parts = value.split(';');
     let issuer = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let issuer = issuer
+        .strip_suffix('.')
+        .map(str::to_owned)
+        .unwrap_or(issuer);
     let mut accounturi = None;
     let mut validationmethods = None;
     for p in parts {

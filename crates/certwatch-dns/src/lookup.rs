@@ -373,7 +373,10 @@ fn referral(msg: &DnsResponse) -> Option<String> {
     ))
 }
 
-/// RFC 4035 §5.3.4 for a wildcard expansion proven by NSEC: the expanded RRset validated
+/// A positive answer that hickory called bogus only because of its denial records.
+///
+/// Without a wildcard (RRSIG labels = owner labels) the validated RRset is the whole proof.
+/// For a wildcard expansion, RFC 4035 §5.3.4 with NSEC: the expanded RRset validated
 /// (secure), its RRSIG's label count gives the closest encloser, and a secure NSEC covers
 /// the next closer name, so no closer match exists.
 ///
@@ -397,11 +400,15 @@ pub(crate) fn wildcard_expansion_proven(
     let Some((labels, signer)) = covering_sigs(&msg.answers, qname, rtype)
         .iter()
         .map(|s| (s.input().num_labels, s.input().signer_name.clone()))
-        .filter(|(l, _)| *l < qlabels)
         .min_by_key(|(l, _)| *l)
     else {
         return false;
     };
+    if labels >= qlabels {
+        // Not a wildcard expansion: a positive answer needs no denial, and NSEC/NSEC3
+        // records some servers add to the authority section prove nothing about it.
+        return true;
+    }
     let next_closer = qname.trim_to(usize::from(labels) + 1);
     msg.authorities.iter().any(|r| {
         if r.proof != Proof::Secure {
