@@ -1,8 +1,8 @@
 # The XMPP part of the interop environment: real XMPP servers on loopback.
 # shellcheck shell=bash
 #
-#   prosody   Debian's Prosody on $CW_PROSODY_ADDR (127.0.0.1): c2s STARTTLS 5222, c2s direct TLS
-#             (XEP-0368) 5223, s2s STARTTLS 5269, s2s direct TLS 5270. A VirtualHost for every
+#   prosody   Debian's Prosody on $CW_PROSODY_ADDR (127.0.0.1) and ::1: c2s STARTTLS 5222, c2s
+#             direct TLS (XEP-0368) 5223, s2s STARTTLS 5269, s2s direct TLS 5270. A VirtualHost for every
 #             domain in CW_XMPP_DOMAINS plus $CW_PROSODY_HOST. Dual certificate: LuaSec loads
 #             host-ec (P-256) and host-rsa (RSA-2048) into one context, and OpenSSL picks by the
 #             client's signature algorithms (an ECDSA-capable client gets host-ec).
@@ -11,11 +11,14 @@
 #   notls     a second Prosody on 127.0.0.3 (c2s 5222, s2s 5269) for domain notls.test, without
 #             mod_tls: its stream features offer no STARTTLS (the protocol-error scenario).
 #
-# Configs, data, pids and logs live in $CW_DIR/xmpp (daemon output in $CW_DIR/logs/xmpp-*.log).
+# Configs and data live in $CW_DIR/xmpp, daemon output in $CW_DIR/logs/xmpp-*.log. The Prosody
+# configs come from scripts/interop/xmpp/prosody-config, which tests that need a Prosody of
+# their own (a key swap, a restart) use too; ejabberd runs through scripts/interop/xmpp/ejabberd-run.
 # `up` is idempotent: a server whose config is unchanged and that still runs is kept;
 # otherwise it is restarted. Every listener is probed with openssl s_client and the key it
 # serves is compared with the PKI's (a wrong key is a loud failure, not a silent pass).
 
+CW_PROSODY_ADDR6=::1
 CW_NOTLS_ADDR=127.0.0.3
 CW_NOTLS_DOMAIN=notls.test
 CW_S2S_DIRECT_PORT=5270
@@ -35,22 +38,28 @@ xmpp_down() {
 }
 
 xmpp_up() {
-  local d="$CW_DIR/xmpp" pki="$CW_DIR/pki"
+  local d="$CW_DIR/xmpp" pki="$CW_DIR/pki" dom
   [ -s "$pki/host-ec.crt" ] || cw_die "xmpp needs the pki part: run \`scripts/interop-env up pki xmpp\`"
-  mkdir -p "$d/prosody/data" "$d/prosody/certs" "$d/notls/data" "$d/notls/certs" \
-    "$d/ejabberd/spool" "$d/ejabberd/logs" "$d/ejabberd/home"
+  mkdir -p "$d/ejabberd"
 
-  _xmpp_prosody_config >"$d/prosody/prosody.cfg.lua.new"
+  local cfg=(--listen "$CW_PROSODY_ADDR" --listen "$CW_PROSODY_ADDR6" --c2s "$CW_C2S_PORT"
+    --c2s-direct "$CW_C2S_DIRECT_PORT" --s2s "$CW_S2S_PORT" --s2s-direct "$CW_S2S_DIRECT_PORT"
+    --cert "$pki/host-ec.fullchain.pem" "$pki/host-ec.key"
+    --cert "$pki/host-rsa.fullchain.pem" "$pki/host-rsa.key"
+    --host "$CW_PROSODY_HOST")
+  for dom in "${CW_XMPP_DOMAINS[@]}"; do cfg+=(--host "$dom"); done
+  "$CW_SCRIPTS/xmpp/prosody-config" --dir "$d/prosody" "${cfg[@]}" >/dev/null
   _xmpp_restart_if_changed prosody "$d/prosody/prosody.cfg.lua" \
     prosody --config "$d/prosody/prosody.cfg.lua" -F
-  _xmpp_notls_config >"$d/notls/prosody.cfg.lua.new"
+  "$CW_SCRIPTS/xmpp/prosody-config" --dir "$d/notls" --no-tls --listen "$CW_NOTLS_ADDR" \
+    --c2s "$CW_C2S_PORT" --s2s "$CW_S2S_PORT" --host "$CW_NOTLS_DOMAIN" >/dev/null
   _xmpp_restart_if_changed notls "$d/notls/prosody.cfg.lua" \
     prosody --config "$d/notls/prosody.cfg.lua" -F
-  _xmpp_ejabberd_config >"$d/ejabberd/ejabberd.yml.new"
+  _xmpp_ejabberd_config >"$d/ejabberd/ejabberd.yml"
   _xmpp_restart_if_changed ejabberd "$d/ejabberd/ejabberd.yml" "$CW_SCRIPTS/xmpp/ejabberd-run" "$d/ejabberd"
 
   # Wait until every listener answers with the expected key.
-  local ec rsa ej dom
+  local ec rsa ej
   ec=$(cw_spki_sha256 "$pki/host-ec.crt")
   rsa=$(cw_spki_sha256 "$pki/host-rsa.crt")
   ej=$(cw_spki_sha256 "$pki/ejabberd-ec.crt")
@@ -61,6 +70,7 @@ xmpp_up() {
   _xmpp_expect prosody "$CW_PROSODY_ADDR" "$CW_S2S_PORT" s2s-starttls "$dom" ec "$ec"
   _xmpp_expect prosody "$CW_PROSODY_ADDR" "$CW_S2S_DIRECT_PORT" s2s-direct "$dom" ec "$ec"
   _xmpp_expect prosody "$CW_PROSODY_ADDR" "$CW_C2S_PORT" c2s-starttls "$CW_PROSODY_HOST" ec "$ec"
+  _xmpp_expect prosody "$CW_PROSODY_ADDR6" "$CW_C2S_PORT" c2s-starttls "$dom" ec "$ec"
   _xmpp_expect ejabberd "$CW_EJABBERD_ADDR" "$CW_C2S_PORT" c2s-starttls "$dom" ec "$ej"
   _xmpp_expect ejabberd "$CW_EJABBERD_ADDR" "$CW_C2S_DIRECT_PORT" c2s-direct "$dom" ec "$ej"
   _xmpp_expect ejabberd "$CW_EJABBERD_ADDR" "$CW_S2S_PORT" s2s-starttls "$dom" ec "$ej"
@@ -74,19 +84,19 @@ xmpp_up() {
 
 # --- helpers ------------------------------------------------------------------------------
 
-# _xmpp_restart_if_changed NAME CONFIG CMD...: installs CONFIG.new as CONFIG and (re)starts
-# NAME with CMD, unless CONFIG is unchanged and NAME still runs.
+# _xmpp_restart_if_changed NAME CONFIG CMD...: (re)starts NAME with CMD, unless it still runs
+# with the same CONFIG (a stamp file keeps the SHA-256 of the config NAME was started with).
 _xmpp_restart_if_changed() {
-  local name=$1 cfg=$2 pid; shift 2
+  local name=$1 cfg=$2 pid sum stamp="$CW_DIR/xmpp/$1.config-sha256"; shift 2
+  sum=$(sha256sum "$cfg" | cut -d' ' -f1)
   pid=$(cat "$CW_DIR/pids/xmpp-$name.pid" 2>/dev/null || true)
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && cmp -s "$cfg.new" "$cfg"; then
-    rm -f "$cfg.new"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
     cw_log "xmpp-$name: already running (pid $pid), config unchanged"
     return 0
   fi
   _xmpp_stop_one "$name"
-  mv "$cfg.new" "$cfg"
   cw_start xmpp "$name" "$@"
+  echo "$sum" >"$stamp"
   cw_log "xmpp-$name: started (pid $(cat "$CW_DIR/pids/xmpp-$name.pid"))"
 }
 
@@ -118,6 +128,7 @@ _xmpp_leaf_spki() {
     ec) args+=(-sigalgs "ECDSA+SHA256:ECDSA+SHA384") ;;
     rsa) args+=(-sigalgs "RSA-PSS+SHA256:RSA+SHA256") ;;
   esac
+  [[ $addr == *:* ]] && addr="[$addr]"
   timeout 10 openssl s_client -connect "$addr:$port" "${args[@]}" </dev/null 2>/dev/null \
     | openssl x509 -pubkey -noout 2>/dev/null | openssl pkey -pubin -outform der 2>/dev/null \
     | sha256sum | cut -d' ' -f1 | grep -v '^e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855$' || true
@@ -168,68 +179,12 @@ PY
   [[ $out != *"starttls"* ]] || cw_die "xmpp-$name $addr:$port offers STARTTLS, expected none: $out"
 }
 
-_xmpp_lua_list() { local x s=""; for x in "$@"; do s="$s\"$x\"; "; done; printf '{ %s}' "$s"; }
-
-_xmpp_prosody_config() {
-  local d="$CW_DIR/xmpp/prosody" pki="$CW_DIR/pki" h
-  cat <<EOF
--- Generated by scripts/interop/xmpp.sh: Prosody, the primary XMPP peer of the interop tests.
-run_as_root = true
-daemonize = false
-pidfile = "$d/prosody.pid"
-data_path = "$d/data"
-certificates = "$d/certs" -- empty: the global ssl option below names the keys
-log = { { levels = { min = "info" }, to = "console" } }
-interfaces = { "$CW_PROSODY_ADDR" }
-c2s_ports = { $CW_C2S_PORT }
-c2s_direct_tls_ports = { $CW_C2S_DIRECT_PORT }
-s2s_ports = { $CW_S2S_PORT }
-s2s_direct_tls_ports = { $CW_S2S_DIRECT_PORT }
-modules_enabled = { "tls", "saslauth", "disco", "ping" }
-c2s_require_encryption = true
-s2s_require_encryption = true
-s2s_secure_auth = false
-authentication = "internal_hashed"
--- Two certificates in one context (LuaSec's "certificates" list): OpenSSL presents host-ec to
--- clients that accept ECDSA signatures, host-rsa to the others.
-ssl = {
-  certificates = {
-    { certificate = "$pki/host-ec.fullchain.pem", key = "$pki/host-ec.key" },
-    { certificate = "$pki/host-rsa.fullchain.pem", key = "$pki/host-rsa.key" },
-  },
-}
-EOF
-  for h in "$CW_PROSODY_HOST" "${CW_XMPP_DOMAINS[@]}"; do echo "VirtualHost \"$h\""; done
-}
-
-_xmpp_notls_config() {
-  local d="$CW_DIR/xmpp/notls"
-  cat <<EOF
--- Generated by scripts/interop/xmpp.sh: a Prosody without mod_tls (no STARTTLS offered).
-run_as_root = true
-daemonize = false
-pidfile = "$d/prosody.pid"
-data_path = "$d/data"
-certificates = "$d/certs"
-log = { { levels = { min = "info" }, to = "console" } }
-interfaces = { "$CW_NOTLS_ADDR" }
-c2s_ports = { $CW_C2S_PORT }
-c2s_direct_tls_ports = { }
-s2s_ports = { $CW_S2S_PORT }
-s2s_direct_tls_ports = { }
-modules_enabled = { "saslauth", "dialback", "disco", "ping" }
-c2s_require_encryption = false
-s2s_require_encryption = false
-s2s_secure_auth = false
-allow_unencrypted_plain_auth = false
-authentication = "internal_hashed"
-VirtualHost "$CW_NOTLS_DOMAIN"
-EOF
-}
-
 _xmpp_ejabberd_config() {
-  local pki="$CW_DIR/pki" h port
+  local pki="$CW_DIR/pki" h f
   echo "# Generated by scripts/interop/xmpp.sh: ejabberd, the second XMPP implementation."
+  for f in "$pki/ejabberd-ec.fullchain.pem" "$pki/ejabberd-ec.key"; do
+    echo "# $(sha256sum "$f" | cut -d' ' -f1)  $f"
+  done
   echo "hosts:"
   for h in "$CW_EJABBERD_HOST" "${CW_XMPP_DOMAINS[@]}"; do echo "  - $h"; done
   cat <<EOF
@@ -275,13 +230,15 @@ _xmpp_describe() {
 import json, sys
 d, pv, ev, phost, ehost, naddr, ndom = sys.argv[1:8]
 domains = sys.argv[8:]
-def server(addr, host, keys, version, log):
-    return {"address": addr, "host": host, "c2s": $CW_C2S_PORT, "c2s_direct": $CW_C2S_DIRECT_PORT,
+def server(addr, addr6, host, keys, version, log):
+    return {"address": addr, "address6": addr6, "host": host, "c2s": $CW_C2S_PORT, "c2s_direct": $CW_C2S_DIRECT_PORT,
             "s2s": $CW_S2S_PORT, "s2s_direct": $CW_S2S_DIRECT_PORT, "domains": [host] + domains,
             "keys": keys, "version": version, "log": f"{d}/logs/xmpp-{log}.log"}
 out = {
-    "prosody": server("$CW_PROSODY_ADDR", phost, ["host-ec", "host-rsa"], pv, "prosody"),
-    "ejabberd": server("$CW_EJABBERD_ADDR", ehost, ["ejabberd-ec"], ev, "ejabberd"),
+    "prosody": server("$CW_PROSODY_ADDR", "$CW_PROSODY_ADDR6", phost, ["host-ec", "host-rsa"], pv, "prosody"),
+    "ejabberd": server("$CW_EJABBERD_ADDR", None, ehost, ["ejabberd-ec"], ev, "ejabberd"),
+    # Tests that need a Prosody of their own write its config with this script.
+    "prosody_config": "$CW_SCRIPTS/xmpp/prosody-config",
     "notls": {"address": naddr, "c2s": $CW_C2S_PORT, "s2s": $CW_S2S_PORT, "domains": [ndom],
               "starttls": False, "version": pv, "log": f"{d}/logs/xmpp-notls.log"},
 }

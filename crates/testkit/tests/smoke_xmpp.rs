@@ -8,9 +8,10 @@
 //! Prosody has exactly one correct answer.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use certwatch_testkit::Interop;
 
@@ -120,12 +121,21 @@ fn s_client(
     domain: &str,
     key: Option<KeyType>,
 ) -> Output {
-    let addr = env.str(&format!("xmpp.{server}.address")).unwrap();
+    let addr: IpAddr = env
+        .str(&format!("xmpp.{server}.address"))
+        .unwrap()
+        .parse()
+        .expect("an IP address");
     let port = env
         .u64(&format!("xmpp.{server}.{}", service.port_key()))
         .unwrap();
+    s_client_at(SocketAddr::new(addr, port as u16), service, domain, key)
+}
+
+/// `timeout 20 openssl s_client ...` against `addr`.
+fn s_client_at(addr: SocketAddr, service: Service, domain: &str, key: Option<KeyType>) -> Output {
     let mut args = strings(&["20", "openssl", "s_client", "-connect"]);
-    args.push(format!("{addr}:{port}"));
+    args.push(addr.to_string());
     args.extend(service.args(domain));
     if let Some(k) = key {
         args.extend(strings(&["-sigalgs", k.sigalgs()]));
@@ -142,11 +152,18 @@ fn presented_spki(
     key: KeyType,
 ) -> String {
     let out = s_client(env, server, service, domain, Some(key));
+    leaf_spki(
+        &out,
+        &format!("{server} {service:?} for {domain} ({key:?})"),
+    )
+}
+
+/// The SPKI SHA-256 of the first certificate in an `openssl s_client` output.
+fn leaf_spki(out: &Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let pem = first_pem_certificate(&stdout).unwrap_or_else(|| {
         panic!(
-            "{server} {service:?} for {domain} ({key:?}) presented no certificate; \
-             openssl exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+            "{what}: no certificate presented; openssl exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         )
@@ -406,4 +423,99 @@ fn a_starttls_server_offers_starttls_in_its_features() {
             "{server}: {features}"
         );
     }
+}
+
+#[test]
+fn prosody_answers_on_ipv6_loopback_too() {
+    let env = Interop::require();
+    let addr: IpAddr = env.str("xmpp.prosody.address6").unwrap().parse().unwrap();
+    assert!(addr.is_ipv6());
+    let port = env.u64("xmpp.prosody.c2s").unwrap() as u16;
+    let out = s_client_at(
+        SocketAddr::new(addr, port),
+        Service::C2sStarttls,
+        "match.test",
+        Some(KeyType::Ecdsa),
+    );
+    assert_eq!(leaf_spki(&out, "Prosody on ::1"), expected(&env, "host-ec"));
+}
+
+/// A Prosody started by a test, killed (by PID) when dropped.
+struct OwnProsody {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl Drop for OwnProsody {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port(ip: IpAddr) -> u16 {
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_test_can_start_its_own_prosody_with_another_key() {
+    // The extension point for tests that change a server (a key swap, a restart): they write a
+    // config with the helper the description names and run their own Prosody.
+    let env = Interop::require();
+    let helper = env.path("xmpp.prosody_config").unwrap();
+    let ip: IpAddr = "127.0.0.4".parse().unwrap();
+    let port = free_port(ip);
+    let dir = std::env::temp_dir().join(format!("certwatch-smoke-xmpp-{}", std::process::id()));
+    let cert = env.str("pki.keys.other-ec.fullchain").unwrap();
+    let key = env.str("pki.keys.other-ec.key").unwrap();
+    let args = strings(&[
+        "--dir",
+        dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.4",
+        "--c2s",
+        &port.to_string(),
+        "--cert",
+        cert,
+        key,
+        "--host",
+        "swap.test",
+    ]);
+    let out = run(helper.to_str().unwrap(), &args, b"");
+    assert!(out.status.success(), "prosody-config failed: {out:?}");
+    let config = String::from_utf8(out.stdout).unwrap();
+    let log = std::fs::File::create(dir.join("prosody.log")).unwrap();
+    let child = Command::new("prosody")
+        .args(["--config", config.trim(), "-F"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("run prosody");
+    let _server = OwnProsody {
+        child,
+        dir: dir.clone(),
+    };
+    let addr = SocketAddr::new(ip, port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "own Prosody did not listen on {addr}: {}",
+            std::fs::read_to_string(dir.join("prosody.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = s_client_at(
+        addr,
+        Service::C2sStarttls,
+        "swap.test",
+        Some(KeyType::Ecdsa),
+    );
+    assert_eq!(leaf_spki(&out, "own Prosody"), expected(&env, "other-ec"));
 }
