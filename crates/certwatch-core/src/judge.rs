@@ -482,11 +482,19 @@ pub fn judge_endpoint(
     let (verdict, reason) = match worst {
         Some(worst) => (worst.verdict, worst.reason),
         None => {
-            // No address at all: DNS decides, else there is nothing to connect to.
-            let any = "0.0.0.0".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-            match dns_gate(endpoint, &any) {
-                Err((v, r, _)) => (v, r),
-                Ok(_) => {
+            // No address at all: DNS decides (the worse family), else there is nothing to
+            // connect to.
+            let families = [IpAddr::from([0u8; 4]), IpAddr::from([0u16; 8])];
+            let gate = families
+                .iter()
+                .filter_map(|ip| dns_gate(endpoint, ip).err())
+                .fold(None::<(Verdict, Reason)>, |w, (v, r, _)| match w {
+                    Some(w) if w.0.rank(dane) >= v.rank(dane) => Some(w),
+                    _ => Some((v, r)),
+                });
+            match gate {
+                Some(vr) => vr,
+                None => {
                     warnings.push(Warning::new(
                         WarningCode::NoAddresses,
                         format!("{} has no A or AAAA records", endpoint.id.target),
