@@ -805,6 +805,9 @@ fn endpoint_is_the_worst_over_addresses_and_key_types() {
             .iter()
             .any(|w| w.code == WarningCode::NoAddresses)
     );
+    none.ipv6.dnssec = DnssecStatus::bogus("no DNSKEY");
+    assert_eq!(judge_endpoint(&none, &[], &policy).verdict, Verdict::Bogus);
+    none.ipv6.dnssec = DnssecStatus::Secure;
     none.srv_dnssec = DnssecStatus::Insecure;
     assert_eq!(
         judge_endpoint(&none, &[], &policy).verdict,
