@@ -23,6 +23,13 @@ CW_NOTLS_ADDR=127.0.0.3
 CW_NOTLS_DOMAIN=notls.test
 CW_S2S_DIRECT_PORT=5270
 
+# The listeners of each server (ADDR:PORT, the last colon separates), checked free before a start.
+declare -gA XMPP_LISTENERS=(
+  [prosody]="$CW_PROSODY_ADDR:$CW_C2S_PORT $CW_PROSODY_ADDR:$CW_C2S_DIRECT_PORT $CW_PROSODY_ADDR:$CW_S2S_PORT $CW_PROSODY_ADDR:$CW_S2S_DIRECT_PORT $CW_PROSODY_ADDR6:$CW_C2S_PORT"
+  [notls]="$CW_NOTLS_ADDR:$CW_C2S_PORT $CW_NOTLS_ADDR:$CW_S2S_PORT"
+  [ejabberd]="$CW_EJABBERD_ADDR:$CW_C2S_PORT $CW_EJABBERD_ADDR:$CW_C2S_DIRECT_PORT $CW_EJABBERD_ADDR:$CW_S2S_PORT $CW_EJABBERD_ADDR:$CW_S2S_DIRECT_PORT"
+)
+
 xmpp_packages() { echo prosody lua-sec ejabberd openssl python3; }
 
 xmpp_down() {
@@ -42,13 +49,13 @@ xmpp_up() {
   [ -s "$pki/host-ec.crt" ] || cw_die "xmpp needs the pki part: run \`scripts/interop-env up pki xmpp\`"
   mkdir -p "$d/ejabberd"
 
-  local cfg=(--listen "$CW_PROSODY_ADDR" --listen "$CW_PROSODY_ADDR6" --c2s "$CW_C2S_PORT"
+  local args=(--listen "$CW_PROSODY_ADDR" --listen "$CW_PROSODY_ADDR6" --c2s "$CW_C2S_PORT"
     --c2s-direct "$CW_C2S_DIRECT_PORT" --s2s "$CW_S2S_PORT" --s2s-direct "$CW_S2S_DIRECT_PORT"
     --cert "$pki/host-ec.fullchain.pem" "$pki/host-ec.key"
     --cert "$pki/host-rsa.fullchain.pem" "$pki/host-rsa.key"
     --host "$CW_PROSODY_HOST")
-  for dom in "${CW_XMPP_DOMAINS[@]}"; do cfg+=(--host "$dom"); done
-  "$CW_SCRIPTS/xmpp/prosody-config" --dir "$d/prosody" "${cfg[@]}" >/dev/null
+  for dom in "${CW_XMPP_DOMAINS[@]}"; do args+=(--host "$dom"); done
+  "$CW_SCRIPTS/xmpp/prosody-config" --dir "$d/prosody" "${args[@]}" >/dev/null
   _xmpp_restart_if_changed prosody "$d/prosody/prosody.cfg.lua" \
     prosody --config "$d/prosody/prosody.cfg.lua" -F
   "$CW_SCRIPTS/xmpp/prosody-config" --dir "$d/notls" --no-tls --listen "$CW_NOTLS_ADDR" \
@@ -95,6 +102,12 @@ _xmpp_restart_if_changed() {
     return 0
   fi
   _xmpp_stop_one "$name"
+  local l
+  for l in ${XMPP_LISTENERS[$name]}; do
+    if (exec 3<>"/dev/tcp/${l%:*}/${l##*:}") 2>/dev/null; then
+      cw_die "xmpp-$name: ${l%:*} port ${l##*:} is already in use by another process (another interop environment, or a system Prosody or ejabberd?)"
+    fi
+  done
   cw_start xmpp "$name" "$@"
   echo "$sum" >"$stamp"
   cw_log "xmpp-$name: started (pid $(cat "$CW_DIR/pids/xmpp-$name.pid"))"
