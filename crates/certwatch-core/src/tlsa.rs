@@ -436,6 +436,33 @@ fn parse_line(input: &str) -> Result<TlsaLine, TlsaParseError> {
         }
         None => (None, None, &tokens[..]),
     };
+    // RFC 3597 generic form: `\# <length> <hex of usage, selector, matching type, data>`.
+    if rdata.first() == Some(&"\\#") {
+        let bad = || TlsaParseError::BadHex {
+            input: shorten(input),
+        };
+        let len: usize =
+            rdata
+                .get(1)
+                .and_then(|l| l.parse().ok())
+                .ok_or_else(|| TlsaParseError::BadNumber {
+                    input: shorten(input),
+                    field: "generic rdata length",
+                    value: rdata.get(1).map_or_else(String::new, |s| (*s).to_owned()),
+                })?;
+        let bytes = hex::decode(rdata.get(2..).unwrap_or_default().concat()).map_err(|_| bad())?;
+        if bytes.len() != len || bytes.len() < 4 {
+            return Err(TlsaParseError::MissingFields {
+                input: shorten(input),
+                found: bytes.len().min(3),
+            });
+        }
+        return Ok(TlsaLine {
+            owner,
+            ttl,
+            record: Tlsa::new(bytes[0], bytes[1], bytes[2], bytes[3..].to_vec()),
+        });
+    }
     if rdata.len() < 4 {
         return Err(TlsaParseError::MissingFields {
             input: shorten(input),
@@ -504,6 +531,17 @@ mod tests {
         assert_eq!(t.data, vec![0xab, 0xcd]);
         assert_eq!(t.to_string(), "3 1 1 abcd");
         assert_eq!(t.mnemonic(), "DANE-EE SPKI SHA2-256 abcd");
+    }
+
+    #[test]
+    fn parses_rfc3597_generic_rdata() {
+        let t: Tlsa = "_5222._tcp.h. 300 IN TLSA \\# 5 030101 AB cd"
+            .parse()
+            .unwrap();
+        assert_eq!(t.to_string(), "3 1 1 abcd");
+        assert!("\\# 9 030101abcd".parse::<Tlsa>().is_err());
+        assert!("\\# x 030101abcd".parse::<Tlsa>().is_err());
+        assert!("\\# 3 030101".parse::<Tlsa>().is_err());
     }
 
     #[test]
