@@ -22,6 +22,33 @@ pub enum TrustAnchor {
     DsText(String),
 }
 
+impl TrustAnchor {
+    /// Checks that anchor text parses, without any network access (a DS anchor's DNSKEYs
+    /// are fetched and matched at the first check).
+    ///
+    /// ```
+    /// use certwatch_dns::TrustAnchor;
+    /// assert!(TrustAnchor::IanaRoot.validate().is_ok());
+    /// assert!(TrustAnchor::DsText(". IN DS 20326 8 2 E06D44B8".into()).validate().is_ok());
+    /// assert!(TrustAnchor::DsText("not a DS".into()).validate().is_err());
+    /// assert!(TrustAnchor::DnskeyText(". IN DNSKEY 257 3 13 !!!".into()).validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        match self {
+            TrustAnchor::IanaRoot => Ok(()),
+            TrustAnchor::DsText(t) => crate::anchors::parse_ds(t).map(|_| ()),
+            TrustAnchor::DnskeyText(t) => {
+                <hickory_proto::dnssec::TrustAnchors as std::str::FromStr>::from_str(t)
+                    .map(|_| ())
+                    .map_err(|e| Error::TrustAnchor {
+                        what: "DNSKEY",
+                        detail: e.to_string(),
+                    })
+            }
+        }
+    }
+}
+
 /// How the resolver reaches DNS and how strict it is. Build it with [`ResolverConfig::new`]
 /// (explicit servers) or [`ResolverConfig::from_system`] (reads `/etc/resolv.conf`).
 #[derive(Debug, Clone)]

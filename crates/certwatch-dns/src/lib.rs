@@ -66,3 +66,6 @@ pub use name::{DomainName, NameError};
 pub use resolver::{Resolver, RrType};
 pub use rrset::{AnswerKind, RecordSeen, RrsetLookup, SignatureSeen};
 pub use wire::WireQuery;
+
+#[doc(hidden)]
+pub use lookup::fuzz_response;

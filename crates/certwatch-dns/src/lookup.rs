@@ -432,3 +432,27 @@ pub(crate) fn wildcard_expansion_proven(
             && (&next_closer < next || (next <= owner && next.zone_of(&next_closer)))
     })
 }
+
+/// Runs the crate's own interpretation of a DNS response (referral detection, the wildcard
+/// and positive-answer proof check, NSEC3 iteration scan, record display) over wire bytes.
+/// For the `dns_message` fuzz target and its corpus replay; not part of the API.
+#[doc(hidden)]
+pub fn fuzz_response(bytes: &[u8]) {
+    let Ok(msg) = hickory_proto::op::Message::from_vec(bytes) else {
+        return;
+    };
+    let Ok(resp) = DnsResponse::from_message(msg) else {
+        return;
+    };
+    let _ = referral(&resp);
+    let _ = max_nsec3_iterations(&resp);
+    for r in resp.answers.iter().chain(resp.authorities.iter()) {
+        let _ = RecordSeen::from_record(r);
+    }
+    if let Some(q) = resp.queries.first() {
+        let _ = wildcard_expansion_proven(&resp, q.name(), q.query_type());
+        for s in covering_sigs(&resp.answers, q.name(), q.query_type()) {
+            let _ = signature_seen(&s);
+        }
+    }
+}

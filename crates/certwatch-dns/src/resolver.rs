@@ -71,12 +71,7 @@ impl Resolver {
             return Err(Error::NoServers);
         }
         // Check anchor text early, so that a typo fails before any packet.
-        match &config.trust_anchor {
-            crate::TrustAnchor::DsText(t) => {
-                anchors::parse_ds(t)?;
-            }
-            crate::TrustAnchor::DnskeyText(_) | crate::TrustAnchor::IanaRoot => {}
-        }
+        config.trust_anchor.validate()?;
         let pool = wire::pool(&config)?;
         Ok(Resolver {
             config: Arc::new(config),

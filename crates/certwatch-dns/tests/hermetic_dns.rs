@@ -419,3 +419,34 @@ async fn nxdomain_target_is_secure_absence() {
     assert_eq!(l.answer, AnswerKind::NxDomain);
     assert!(l.is_proven_absent());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_costs_two_sequential_round_trips_plus_the_chain() {
+    // Every answer is delayed, so overlapping queries are clearly concurrent.
+    let delay = Duration::from_millis(40);
+    let f = start(zones(), delay).await;
+    let started = std::time::Instant::now();
+    let map = resolver(&f).discover("good.test").await.unwrap();
+    let elapsed = started.elapsed();
+    assert!(map.endpoints.iter().all(|e| e.tlsa.is_secure_nonempty()));
+    eprintln!(
+        "good.test: {} queries, {} sequential round trips ({} without the chain), {elapsed:?} at {delay:?} per answer",
+        map.stats.queries, map.stats.sequential_round_trips, map.stats.lookup_round_trips
+    );
+    // SRV (with the chain prefetched beside it), then A/AAAA/TLSA: two; the CAA walk to the
+    // parent runs beside them.
+    assert_eq!(map.stats.lookup_round_trips, 2, "{:?}", map.stats.log);
+    assert!(map.stats.sequential_round_trips <= 3, "{:?}", map.stats.log);
+    assert!(elapsed < delay * 6, "{elapsed:?}");
+    // One shared cache: no question is asked twice.
+    let mut keys: Vec<_> = map
+        .stats
+        .log
+        .iter()
+        .map(|q| (q.name.clone(), q.rtype.clone()))
+        .collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+}
