@@ -462,14 +462,39 @@ fn free_port(ip: IpAddr) -> u16 {
         .port()
 }
 
+/// Hex SHA-1 by `sha1sum` (the XEP-0114 handshake digest).
+fn sha1_hex(data: &str) -> String {
+    let out = run("sha1sum", &[], data.as_bytes());
+    assert!(out.status.success(), "sha1sum failed: {out:?}");
+    String::from_utf8(out.stdout).unwrap()[..40].to_owned()
+}
+
+/// Reads from `s` until `text` contains `end` (or the peer closes).
+fn read_until(s: &mut TcpStream, end: &str) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if text.contains(end) {
+            return text;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => return text,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("read: {e} after {text:?}"),
+        }
+    }
+}
+
 #[test]
-fn a_test_can_start_its_own_prosody_with_another_key() {
-    // The extension point for tests that change a server (a key swap, a restart): they write a
-    // config with the helper the description names and run their own Prosody.
+fn a_test_can_start_its_own_prosody_with_another_key_and_a_component() {
+    // The extension point for tests that change a server (a key swap, a restart) or need an
+    // XEP-0114 component port: they write a config with the helper that the description names
+    // and run their own Prosody.
     let env = Interop::require();
     let helper = env.path("xmpp.prosody_config").unwrap();
     let ip: IpAddr = "127.0.0.4".parse().unwrap();
-    let port = free_port(ip);
+    let (c2s, component) = (free_port(ip), free_port(ip));
     let dir = std::env::temp_dir().join(format!("certwatch-smoke-xmpp-{}", std::process::id()));
     let cert = env.str("pki.keys.other-ec.fullchain").unwrap();
     let key = env.str("pki.keys.other-ec.key").unwrap();
@@ -479,12 +504,17 @@ fn a_test_can_start_its_own_prosody_with_another_key() {
         "--listen",
         "127.0.0.4",
         "--c2s",
-        &port.to_string(),
+        &c2s.to_string(),
         "--cert",
         cert,
         key,
         "--host",
         "swap.test",
+        "--component-port",
+        &component.to_string(),
+        "--component",
+        "notify.swap.test",
+        "s3cret",
     ]);
     let out = run(helper.to_str().unwrap(), &args, b"");
     assert!(out.status.success(), "prosody-config failed: {out:?}");
@@ -501,21 +531,58 @@ fn a_test_can_start_its_own_prosody_with_another_key() {
         child,
         dir: dir.clone(),
     };
-    let addr = SocketAddr::new(ip, port);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "own Prosody did not listen on {addr}: {}",
-            std::fs::read_to_string(dir.join("prosody.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let wait = |addr: SocketAddr| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(s) = TcpStream::connect(addr) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "own Prosody did not listen on {addr}: {}",
+                std::fs::read_to_string(dir.join("prosody.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    drop(wait(SocketAddr::new(ip, c2s)));
     let out = s_client_at(
-        addr,
+        SocketAddr::new(ip, c2s),
         Service::C2sStarttls,
         "swap.test",
         Some(KeyType::Ecdsa),
     );
     assert_eq!(leaf_spki(&out, "own Prosody"), expected(&env, "other-ec"));
+
+    // XEP-0114: the component authenticates with SHA-1(stream id + secret).
+    let handshake = |secret: &str| {
+        let mut s = wait(SocketAddr::new(ip, component));
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(
+            b"<stream:stream xmlns='jabber:component:accept' \
+              xmlns:stream='http://etherx.jabber.org/streams' to='notify.swap.test'>",
+        )
+        .unwrap();
+        let header = read_until(&mut s, ">");
+        let id = header
+            .split(" id='")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("no stream id in {header:?}"))
+            .to_owned();
+        let digest = sha1_hex(&format!("{id}{secret}"));
+        s.write_all(format!("<handshake>{digest}</handshake>").as_bytes())
+            .unwrap();
+        read_until(&mut s, "handshake")
+    };
+    let refused = handshake("wrong");
+    assert!(
+        refused.contains("not-authorized") && !refused.contains("<handshake/>"),
+        "a wrong component secret was accepted: {refused}"
+    );
+    let accepted = handshake("s3cret");
+    assert!(
+        accepted.contains("<handshake/>"),
+        "component refused: {accepted}"
+    );
 }
