@@ -55,6 +55,9 @@
 #                v6.insecure.test (AAAA ::1 in the insecure zone), same priority. The v4 endpoint
 #                is match, the v6 endpoint no-dnssec; domain: no-dnssec. (One owner name cannot
 #                hold a secure A and an insecure AAAA: zones are cut at names, not types.)
+#   notls        secure; c2s/s2s SRV -> xmpp.notls.test = 127.0.0.3 (the xmpp part's Prosody without
+#                STARTTLS) with a secure TLSA: protocol-error, critical on a DANE endpoint
+#   dot          secure; STARTTLS SRV -> xmpp.hosts.test, direct-TLS SRV target "." (not offered). match
 
 CW_DNS_NSD_PORT=${CW_DNS_NSD_PORT:-5353}
 CW_DNS_UNBOUND_PORT=${CW_DNS_UNBOUND_PORT:-5354}
@@ -156,7 +159,7 @@ _dns_zones() {
   local d="$CW_DIR/dns" z="$CW_DIR/dns/zones" i decoy
   rm -rf "$z"; mkdir -p "$z"; : >"$d/scenarios.tsv"
   local secure=(hosts match mismatch nodata nodata3 bogus expired cross multi nosrv nsec3-150
-    nsec3-600 cname wildcard large expiring split)
+    nsec3-600 cname wildcard large expiring split notls dot)
   local insecure=(insecure insecure-srv)
 
   { _dns_head hosts.test.
@@ -272,9 +275,24 @@ _dns_zones() {
   _dns_scenario split insecure no-dnssec "v4.split.test,v6.insecure.test" host-ec,host-rsa \
     "secure SRV x4 to v4.split.test (secure A 127.0.0.1 and TLSA: match) and v6.insecure.test (AAAA ::1 in an insecure zone: no-dnssec), same priority; domain no-dnssec"
 
+  { _dns_head notls.test.
+    printf '_xmpp-client._tcp SRV 0 0 5222 xmpp.notls.test.\n_xmpp-server._tcp SRV 0 0 5269 xmpp.notls.test.\n'
+    printf 'xmpp A 127.0.0.3\n'
+    printf '_%s._tcp.xmpp TLSA 3 1 1 %s\n' 5222 "$(_dns_spki host-ec)" 5269 "$(_dns_spki host-ec)"
+  } >"$z/notls.test.zone"
+  _dns_scenario notls secure protocol-error xmpp.notls.test host-ec \
+    "secure; SRV (c2s, s2s STARTTLS only) to xmpp.notls.test = 127.0.0.3, the Prosody that offers no STARTTLS, with a secure TLSA (host-ec): a missing STARTTLS on a DANE endpoint is a downgrade (critical)"
+
+  { _dns_head dot.test.
+    printf '_xmpp-client._tcp SRV 0 0 5222 xmpp.hosts.test.\n_xmpp-server._tcp SRV 0 0 5269 xmpp.hosts.test.\n'
+    printf '_xmpps-client._tcp SRV 0 0 0 .\n_xmpps-server._tcp SRV 0 0 0 .\n'
+  } >"$z/dot.test.zone"
+  _dns_scenario dot secure match xmpp.hosts.test host-ec,host-rsa \
+    "secure; STARTTLS SRV to xmpp.hosts.test, direct-TLS SRV with target '.' (service not offered): only c2s-starttls and s2s-starttls endpoints"
+
   # Sign the children.
   _dns_sign hosts.test.
-  for n in match mismatch nodata bogus cross multi nosrv cname wildcard large split bogus-ds; do
+  for n in match mismatch nodata bogus cross multi nosrv cname wildcard large split bogus-ds notls dot; do
     _dns_sign "$n.test."
   done
   _dns_sign nodata3.test. nsec3:0

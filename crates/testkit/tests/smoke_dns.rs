@@ -1,0 +1,213 @@
+#![cfg(feature = "interop")]
+//! Smoke tests of the DNS peers that `scripts/interop-env up pki dns` starts: a private signed
+//! root served by nsd, and an unbound that validates against it.
+//!
+//! The client is hickory-resolver with validation on and the environment's root DNSKEY as its
+//! only trust anchor. The expected TLSA data is not taken from DNS but from the PKI
+//! description (`pki.keys.<name>.spki_sha256`, computed with openssl), so a zone that publishes
+//! the wrong hash fails here.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use certwatch_testkit::Interop;
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
+use hickory_resolver::proto::rr::{RData, Record, RecordType};
+
+/// A validating resolver that asks only `server` and trusts only the environment's root key.
+fn resolver(env: &Interop, server: &str) -> TokioResolver {
+    let addr: SocketAddr = env.socket_addr(server).unwrap();
+    let anchor_path = env.path("dns.trust_anchor").unwrap();
+    let text = std::fs::read_to_string(&anchor_path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", anchor_path.display()));
+    let anchors: TrustAnchors = text
+        .parse()
+        .unwrap_or_else(|e| panic!("{} is not a DNSKEY file: {e}", anchor_path.display()));
+    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+    for c in &mut ns.connections {
+        c.port = addr.port();
+    }
+    let mut builder = TokioResolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![ns]),
+        TokioRuntimeProvider::default(),
+    )
+    .with_trust_anchor(Arc::new(anchors));
+    builder.options_mut().timeout = Duration::from_secs(3);
+    builder.options_mut().attempts = 1;
+    builder.build().unwrap()
+}
+
+/// The records of type `rtype` in an answer (the answer also holds the RRSIGs).
+fn of_type(answers: &[Record], rtype: RecordType) -> Vec<&Record> {
+    answers
+        .iter()
+        .filter(|r| r.record_type() == rtype)
+        .collect()
+}
+
+fn spki(env: &Interop, key: &str) -> String {
+    env.str(&format!("pki.keys.{key}.spki_sha256"))
+        .unwrap()
+        .to_owned()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The owner of the c2s STARTTLS TLSA RRset of a scenario's first SRV target.
+fn tlsa_owner(env: &Interop, scenario: &str) -> String {
+    let target = env
+        .str(&format!("dns.scenarios.{scenario}.targets.0"))
+        .unwrap();
+    format!("_5222._tcp.{target}.")
+}
+
+/// Looks up the c2s TLSA RRset of `scenario` and asserts it is Secure and holds exactly the
+/// `3 1 1` hashes of `keys`.
+async fn assert_secure_tlsa(env: &Interop, server: &str, scenario: &str, keys: &[&str]) {
+    let owner = tlsa_owner(env, scenario);
+    let lookup = resolver(env, server)
+        .lookup(owner.as_str(), RecordType::TLSA)
+        .await
+        .unwrap_or_else(|e| panic!("TLSA {owner} via {server}: {e}"));
+    let tlsa = of_type(lookup.answers(), RecordType::TLSA);
+    assert!(!tlsa.is_empty(), "no TLSA at {owner}: {lookup:?}");
+    let mut seen = BTreeSet::new();
+    for r in tlsa {
+        assert_eq!(r.proof, Proof::Secure, "{owner} via {server}: {r}");
+        let RData::TLSA(t) = &r.data else {
+            panic!("not TLSA rdata: {r}")
+        };
+        assert_eq!(
+            (
+                u8::from(t.cert_usage),
+                u8::from(t.selector),
+                u8::from(t.matching)
+            ),
+            (3, 1, 1),
+            "{r}"
+        );
+        seen.insert(hex(&t.cert_data));
+    }
+    let want: BTreeSet<String> = keys.iter().map(|k| spki(env, k)).collect();
+    assert_eq!(seen, want, "TLSA at {owner} via {server}");
+}
+
+#[tokio::test]
+async fn match_tlsa_through_unbound_is_secure_and_pins_the_host_keys() {
+    let env = Interop::require();
+    assert_eq!(env.str("dns.scenarios.match.dnssec").unwrap(), "secure");
+    assert_eq!(env.str("dns.scenarios.match.expect").unwrap(), "match");
+    assert_secure_tlsa(&env, "dns.unbound", "match", &["host-ec", "host-rsa"]).await;
+}
+
+#[tokio::test]
+async fn match_tlsa_validated_locally_from_nsd_is_secure() {
+    let env = Interop::require();
+    assert_secure_tlsa(&env, "dns.nsd", "match", &["host-ec", "host-rsa"]).await;
+}
+
+#[tokio::test]
+async fn mismatch_tlsa_is_secure_and_pins_the_other_key() {
+    let env = Interop::require();
+    assert_secure_tlsa(&env, "dns.unbound", "mismatch", &["other-ec"]).await;
+}
+
+#[tokio::test]
+async fn tcp_fallback_carries_the_large_tlsa_rrset() {
+    let env = Interop::require();
+    let owner = tlsa_owner(&env, "large");
+    let lookup = resolver(&env, "dns.unbound")
+        .lookup(owner.as_str(), RecordType::TLSA)
+        .await
+        .unwrap_or_else(|e| panic!("TLSA {owner}: {e}"));
+    let tlsa = of_type(lookup.answers(), RecordType::TLSA);
+    // 40 decoys (3 1 2) and the two host keys: far beyond a 1232-byte UDP answer.
+    assert_eq!(tlsa.len(), 42, "{lookup:?}");
+    assert!(tlsa.iter().all(|r| r.proof == Proof::Secure));
+}
+
+/// Through a validating unbound a bogus RRset arrives as SERVFAIL; validated locally from nsd
+/// it is `DnssecBogus`. Either way it must never come back as data.
+#[tokio::test]
+async fn bogus_zones_are_never_answered() {
+    let env = Interop::require();
+    for scenario in ["bogus", "expired", "bogus-ds"] {
+        assert_eq!(
+            env.str(&format!("dns.scenarios.{scenario}.dnssec"))
+                .unwrap(),
+            "bogus"
+        );
+        let owner = tlsa_owner(&env, scenario);
+        let via_unbound = resolver(&env, "dns.unbound")
+            .lookup(owner.as_str(), RecordType::TLSA)
+            .await;
+        match via_unbound {
+            Err(NetError::Dns(DnsError::ResponseCode(code))) => {
+                assert_eq!(code.to_string(), "Server Failure", "{owner}")
+            }
+            other => panic!("{scenario}: {owner} through unbound must be SERVFAIL, got {other:?}"),
+        }
+        let via_nsd = resolver(&env, "dns.nsd")
+            .lookup(owner.as_str(), RecordType::TLSA)
+            .await;
+        match via_nsd {
+            Err(NetError::Dns(DnsError::DnssecBogus)) => {}
+            other => panic!("{scenario}: {owner} validated from nsd must be bogus, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn insecure_delegation_answers_srv_as_insecure() {
+    let env = Interop::require();
+    assert_eq!(
+        env.str("dns.scenarios.insecure.dnssec").unwrap(),
+        "insecure"
+    );
+    let domain = env.str("dns.scenarios.insecure.domain").unwrap();
+    for server in ["dns.unbound", "dns.nsd"] {
+        let name = format!("_xmpp-client._tcp.{domain}.");
+        let lookup = resolver(&env, server)
+            .lookup(name.as_str(), RecordType::SRV)
+            .await
+            .unwrap_or_else(|e| panic!("SRV {name} via {server}: {e}"));
+        let srv = of_type(lookup.answers(), RecordType::SRV);
+        assert_eq!(srv.len(), 1, "{lookup:?}");
+        assert_eq!(srv[0].proof, Proof::Insecure, "{name} via {server}");
+        let RData::SRV(s) = &srv[0].data else {
+            panic!("not SRV rdata")
+        };
+        assert_eq!(s.port, 5222);
+        assert_eq!(s.target.to_ascii(), "xmpp.insecure.test.");
+    }
+}
+
+#[tokio::test]
+async fn nodata_is_a_validated_denial() {
+    let env = Interop::require();
+    for scenario in ["nodata", "nodata3"] {
+        let owner = tlsa_owner(&env, scenario);
+        for server in ["dns.unbound", "dns.nsd"] {
+            match resolver(&env, server)
+                .lookup(owner.as_str(), RecordType::TLSA)
+                .await
+            {
+                Err(NetError::Dns(DnsError::NoRecordsFound(nr))) => {
+                    let soa = nr
+                        .soa
+                        .unwrap_or_else(|| panic!("{owner}: denial without SOA"));
+                    assert_eq!(soa.proof, Proof::Secure, "{owner} via {server}");
+                }
+                other => panic!("{owner} via {server}: expected a secure NODATA, got {other:?}"),
+            }
+        }
+    }
+}
