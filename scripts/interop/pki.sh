@@ -16,19 +16,26 @@ pki_up() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
       -subj "/CN=certwatch interop test CA" -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
   fi
-  local san="DNS:$CW_PROSODY_HOST,DNS:$CW_EJABBERD_HOST" dom
-  for dom in "${CW_XMPP_DOMAINS[@]}"; do san="$san,DNS:$dom"; done
+  # Every service domain, and a wildcard under it for SRV targets such as xmpp.match.test, so
+  # that DANE-TA and PKIX name checks (RFC 7671 section 5.2, RFC 7673) can pass.
+  local san="DNS:$CW_PROSODY_HOST,DNS:$CW_EJABBERD_HOST,DNS:*.hosts.test" dom
+  for dom in "${CW_XMPP_DOMAINS[@]}"; do san="$san,DNS:$dom,DNS:*.$dom"; done
   for name in host-ec host-rsa other-ec ejabberd-ec; do
-    [ -s "$d/$name.crt" ] && continue
-    case $name in
-      *-rsa) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$d/$name.key" 2>/dev/null ;;
-      *) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/$name.key" 2>/dev/null ;;
-    esac
+    # Keys are kept (the zones' 3 1 1 records hash them); certificates are reissued on the
+    # same key whenever the name list changes.
+    [ -s "$d/$name.crt" ] && [ "$(cat "$d/$name.san" 2>/dev/null)" = "$san" ] && continue
+    if [ ! -s "$d/$name.key" ]; then
+      case $name in
+        *-rsa) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$d/$name.key" 2>/dev/null ;;
+        *) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/$name.key" 2>/dev/null ;;
+      esac
+    fi
     openssl req -new -key "$d/$name.key" -subj "/CN=$CW_PROSODY_HOST" -out "$d/$name.csr" 2>/dev/null
     printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' "$san" >"$d/$name.ext"
     openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
       -days 825 -extfile "$d/$name.ext" -out "$d/$name.crt" 2>/dev/null
     cat "$d/$name.crt" "$d/ca.crt" >"$d/$name.fullchain.pem"
+    printf '%s' "$san" >"$d/$name.san"
     rm -f "$d/$name.csr" "$d/$name.ext"
   done
   chmod 644 "$d"/*.key   # the XMPP servers run as their own users
