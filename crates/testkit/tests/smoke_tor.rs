@@ -1,6 +1,7 @@
-//! Smoke tests of the private Tor network that `scripts/interop-env up` starts: a stream through
-//! the C-tor SOCKS port, and arti bootstrapping from the written `arti.toml`, each reaching
-//! Prosody's c2s port on loopback and reading the beginning of an XMPP stream.
+//! Smoke tests of the private Tor network that `scripts/interop-env up` starts: the consensus
+//! lists the described relays as exits on distinct addresses, a stream through the C-tor SOCKS
+//! port, and arti bootstrapping from the written `arti.toml`, each reaching Prosody's c2s port
+//! on loopback and reading the beginning of an XMPP stream.
 #![cfg(feature = "interop")]
 
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use arti_client::config::{BoolOrAuto, TorClientConfigBuilder};
 use arti_client::{StreamPrefs, TorAddr, TorClient};
 use certwatch_testkit::Interop;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 const STREAM_HEADER: &str = "<?xml version='1.0'?><stream:stream to='match.test' version='1.0' \
@@ -149,4 +151,91 @@ async fn arti_bootstraps_from_written_config_and_reaches_prosody() {
         started.elapsed()
     );
     assert_xmpp_reply(&reply);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consensus_lists_the_described_relays_as_exits_on_distinct_addresses() {
+    let env = Interop::require();
+    let relays = env
+        .get("tor.relays")
+        .expect("tor.relays")
+        .as_array()
+        .expect("tor.relays is an array")
+        .len();
+    assert_eq!(relays, 3, "three relays described");
+    let dir = format!(
+        "{}:{}",
+        env.str("tor.relays.0.address").unwrap(),
+        env.u64("tor.relays.0.dir_port").unwrap()
+    );
+    // The authority's directory port serves the current microdescriptor consensus.
+    let consensus = timeout(Duration::from_secs(20), async {
+        let mut s = TcpStream::connect(&dir)
+            .await
+            .expect("connect to the DirPort");
+        s.write_all(b"GET /tor/status-vote/current/consensus-microdesc HTTP/1.0\r\n\r\n")
+            .await
+            .expect("send the directory request");
+        let mut body = String::new();
+        s.read_to_string(&mut body)
+            .await
+            .expect("read the consensus");
+        body
+    })
+    .await
+    .expect("consensus from the DirPort: timed out");
+    assert!(
+        consensus.starts_with("HTTP/1.0 200"),
+        "directory answer: {}",
+        consensus.lines().next().unwrap_or_default()
+    );
+
+    let mut addresses = std::collections::BTreeSet::new();
+    for i in 0..relays {
+        let key = |k: &str| format!("tor.relays.{i}.{k}");
+        let nick = env.str(&key("nickname")).unwrap();
+        let addr = env.str(&key("address")).unwrap();
+        let or_port = env.u64(&key("or_port")).unwrap();
+        let dir_port = env.u64(&key("dir_port")).unwrap();
+        let v3ident = env.str(&key("v3ident")).unwrap();
+        addresses.insert(addr.to_owned());
+        // Each relay is a directory authority with the described v3 identity ...
+        let dir_source = format!("dir-source {nick} {v3ident} {addr} {addr} {dir_port} {or_port}");
+        assert!(
+            consensus.lines().any(|l| l == dir_source),
+            "no `{dir_source}` in the consensus"
+        );
+        // ... and a router entry at its own address, flagged Exit and Guard.
+        let mut lines = consensus.lines();
+        let router = lines
+            .by_ref()
+            .find(|l| l.starts_with(&format!("r {nick} ")))
+            .unwrap_or_else(|| panic!("{nick} is not in the consensus"));
+        let fields: Vec<&str> = router.split(' ').collect();
+        assert_eq!(
+            fields.get(5..8),
+            Some(
+                &[
+                    addr,
+                    or_port.to_string().as_str(),
+                    dir_port.to_string().as_str()
+                ][..]
+            ),
+            "router line {router:?}"
+        );
+        let flags = lines
+            .find(|l| l.starts_with("s "))
+            .unwrap_or_else(|| panic!("no flags for {nick}"));
+        for flag in ["Exit", "Guard", "Running", "Valid"] {
+            assert!(
+                flags.split(' ').any(|f| f == flag),
+                "{nick} lacks {flag}: {flags}"
+            );
+        }
+    }
+    assert_eq!(
+        addresses.len(),
+        3,
+        "exits on distinct addresses: {addresses:?}"
+    );
 }
