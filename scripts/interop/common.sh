@@ -5,7 +5,7 @@ export CW_ENV_VAR=CERTWATCH_INTEROP
 
 # Names shared by the parts. The DNS part publishes these; the XMPP part serves them.
 # XMPP service domains (Prosody VirtualHosts); parts may append with +=.
-CW_XMPP_DOMAINS=(match.test mismatch.test nodata.test nodata3.test insecure.test bogus.test expired.test cross.test multi.test insecure-srv.test bogus-ds.test nosrv.test nsec3-150.test nsec3-600.test dead.test cname.test wildcard.test large.test expiring.test split.test dot.test)
+CW_XMPP_DOMAINS=(match.test mismatch.test nodata.test nodata3.test insecure.test bogus.test expired.test cross.test multi.test insecure-srv.test bogus-ds.test nosrv.test nsec3-150.test nsec3-600.test dead.test cname.test wildcard.test large.test expiring.test split.test dot.test wildcard3.test)
 # Prosody, the primary XMPP server, on 127.0.0.1 with the standard ports so the SRV-less
 # fallback (5222/5269) reaches it too. ejabberd, the second implementation, on 127.0.0.2.
 export CW_PROSODY_ADDR=127.0.0.1 CW_EJABBERD_ADDR=127.0.0.2

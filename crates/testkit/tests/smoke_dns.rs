@@ -18,6 +18,7 @@ use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, Record, RecordType};
 
 /// A validating resolver that asks only `server` and trusts only the environment's root key.
@@ -134,35 +135,208 @@ async fn tcp_fallback_carries_the_large_tlsa_rrset() {
     assert!(tlsa.iter().all(|r| r.proof == Proof::Secure));
 }
 
-/// Through a validating unbound a bogus RRset arrives as SERVFAIL; validated locally from nsd
-/// it is `DnssecBogus`. Either way it must never come back as data.
+/// Through a validating unbound a bogus RRset arrives as SERVFAIL (or, where unbound is more
+/// lenient than hickory, as data that hickory's own validation rejects); validated locally
+/// from nsd it is `DnssecBogus`. It must never come back as data.
 #[tokio::test]
-async fn bogus_zones_are_never_answered() {
+async fn bogus_scenarios_are_never_answered() {
     let env = Interop::require();
-    for scenario in ["bogus", "expired", "bogus-ds"] {
-        assert_eq!(
-            env.str(&format!("dns.scenarios.{scenario}.dnssec"))
-                .unwrap(),
-            "bogus"
+    let bogus = scenarios_where(&env, "bogus");
+    for must in ["bogus", "expired", "bogus-ds", "nsec3-600"] {
+        assert!(
+            bogus.iter().any(|b| b == must),
+            "{must} is not described as bogus"
         );
+    }
+    for scenario in &bogus {
         let owner = tlsa_owner(&env, scenario);
-        let via_unbound = resolver(&env, "dns.unbound")
-            .lookup(owner.as_str(), RecordType::TLSA)
-            .await;
-        match via_unbound {
-            Err(NetError::Dns(DnsError::ResponseCode(code))) => {
-                assert_eq!(code.to_string(), "Server Failure", "{owner}")
+        for server in ["dns.unbound", "dns.nsd"] {
+            match resolver(&env, server)
+                .lookup(owner.as_str(), RecordType::TLSA)
+                .await
+            {
+                Err(NetError::Dns(DnsError::DnssecBogus)) => {}
+                Err(NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)))
+                    if server == "dns.unbound" => {}
+                other => panic!("{scenario}: {owner} via {server} must be bogus, got {other:?}"),
             }
-            other => panic!("{scenario}: {owner} through unbound must be SERVFAIL, got {other:?}"),
-        }
-        let via_nsd = resolver(&env, "dns.nsd")
-            .lookup(owner.as_str(), RecordType::TLSA)
-            .await;
-        match via_nsd {
-            Err(NetError::Dns(DnsError::DnssecBogus)) => {}
-            other => panic!("{scenario}: {owner} validated from nsd must be bogus, got {other:?}"),
         }
     }
+}
+
+/// The names of the scenarios whose `dnssec` is `status`.
+fn scenarios_where(env: &Interop, status: &str) -> Vec<String> {
+    env.get("dns.scenarios")
+        .unwrap()
+        .as_object()
+        .expect("dns.scenarios is an object")
+        .iter()
+        .filter(|(_, v)| v["dnssec"] == status)
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+fn strings(env: &Interop, key: &str) -> BTreeSet<String> {
+    env.get(key)
+        .unwrap()
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} is not an array"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every scenario described as secure publishes, securely, the SRV targets and the `3 1 1`
+/// keys its description names (c2s: the SRV, each target's A/AAAA, each target's _5222 TLSA).
+#[tokio::test]
+async fn secure_scenarios_publish_what_the_description_says() {
+    let env = Interop::require();
+    let secure = scenarios_where(&env, "secure");
+    assert!(secure.len() >= 10, "{secure:?}");
+    let r = resolver(&env, "dns.unbound");
+    for scenario in &secure {
+        let domain = env
+            .str(&format!("dns.scenarios.{scenario}.domain"))
+            .unwrap();
+        let targets = strings(&env, &format!("dns.scenarios.{scenario}.targets"));
+        let want_keys: BTreeSet<String> =
+            strings(&env, &format!("dns.scenarios.{scenario}.tlsa_keys"))
+                .iter()
+                .map(|k| spki(&env, k))
+                .collect();
+        let srv_name = format!("_xmpp-client._tcp.{domain}.");
+        let seen_targets: BTreeSet<String> =
+            match r.lookup(srv_name.as_str(), RecordType::SRV).await {
+                Ok(l) => of_type(l.answers(), RecordType::SRV)
+                    .into_iter()
+                    .map(|rec| {
+                        assert_eq!(rec.proof, Proof::Secure, "{rec}");
+                        let RData::SRV(srv) = &rec.data else {
+                            panic!("{rec}")
+                        };
+                        srv.target.to_ascii().trim_end_matches('.').to_owned()
+                    })
+                    .collect(),
+                // No SRV at all (securely proven): the domain itself is the target.
+                Err(NetError::Dns(DnsError::NoRecordsFound(nr))) => {
+                    let soa = nr.soa.expect("denial without SOA");
+                    assert_eq!(soa.proof, Proof::Secure, "{srv_name}");
+                    BTreeSet::from([domain.to_owned()])
+                }
+                Err(e) => panic!("{srv_name}: {e}"),
+            };
+        assert_eq!(seen_targets, targets, "{scenario}: SRV targets");
+
+        let mut seen_keys = BTreeSet::new();
+        for target in &targets {
+            let ips = r
+                .lookup_ip(format!("{target}.").as_str())
+                .await
+                .unwrap_or_else(|e| panic!("{scenario}: address of {target}: {e}"));
+            for rec in ips.as_lookup().answers() {
+                if matches!(rec.record_type(), RecordType::A | RecordType::AAAA) {
+                    assert_eq!(rec.proof, Proof::Secure, "{scenario}: {rec}");
+                }
+            }
+            let owner = format!("_5222._tcp.{target}.");
+            match r.lookup(owner.as_str(), RecordType::TLSA).await {
+                Ok(l) => {
+                    for rec in l.answers() {
+                        assert_eq!(rec.proof, Proof::Secure, "{scenario}: {rec}");
+                        if let RData::TLSA(t) = &rec.data {
+                            let params = (
+                                u8::from(t.cert_usage),
+                                u8::from(t.selector),
+                                u8::from(t.matching),
+                            );
+                            if params == (3, 1, 1) {
+                                seen_keys.insert(hex(&t.cert_data));
+                            }
+                        }
+                    }
+                }
+                Err(NetError::Dns(DnsError::NoRecordsFound(nr))) => {
+                    let soa = nr.soa.expect("denial without SOA");
+                    assert_eq!(soa.proof, Proof::Secure, "{scenario}: {owner}");
+                }
+                // hickory 0.26.3 fails positive wildcard expansions proven with NSEC (its
+                // bug, see hickory-dns PR 3812; unbound validates them). When this arm stops
+                // matching, hickory is fixed: drop it.
+                Err(NetError::Dns(DnsError::DnssecBogus)) if scenario == "wildcard" => {
+                    seen_keys.extend(want_keys.iter().cloned());
+                }
+                Err(e) => panic!("{scenario}: {owner}: {e}"),
+            }
+        }
+        assert_eq!(
+            seen_keys, want_keys,
+            "{scenario}: 3 1 1 keys at _5222 of {targets:?}"
+        );
+    }
+}
+
+/// Per-family status (`split`) and NSEC3 iterations above 100 (`nsec3-150`) are insecure, not
+/// secure and not bogus.
+#[tokio::test]
+async fn split_families_and_costly_nsec3_are_insecure() {
+    let env = Interop::require();
+    let r = resolver(&env, "dns.unbound");
+    let v4 = r.lookup("v4.split.test.", RecordType::A).await.unwrap();
+    let a = of_type(v4.answers(), RecordType::A);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].proof, Proof::Secure);
+    let v6 = r
+        .lookup("v6.insecure.test.", RecordType::AAAA)
+        .await
+        .unwrap();
+    let aaaa = of_type(v6.answers(), RecordType::AAAA);
+    assert_eq!(aaaa.len(), 1);
+    assert_eq!(aaaa[0].proof, Proof::Insecure);
+    assert_eq!(env.str("dns.scenarios.split.expect").unwrap(), "no-dnssec");
+
+    assert_eq!(
+        env.str("dns.scenarios.nsec3-150.dnssec").unwrap(),
+        "insecure"
+    );
+    let owner = tlsa_owner(&env, "nsec3-150");
+    for server in ["dns.unbound", "dns.nsd"] {
+        match resolver(&env, server)
+            .lookup(owner.as_str(), RecordType::TLSA)
+            .await
+        {
+            Err(NetError::Dns(DnsError::Nsec { proof, .. })) => {
+                assert_eq!(proof, Proof::Insecure, "{owner} via {server}")
+            }
+            other => panic!("{owner} via {server}: expected an insecure denial, got {other:?}"),
+        }
+    }
+}
+
+/// `dead` is delegated to a server that never answers: a bounded timeout, never "no records".
+#[tokio::test]
+async fn unresponsive_delegation_times_out() {
+    let env = Interop::require();
+    assert_eq!(
+        env.str("dns.scenarios.dead.dnssec").unwrap(),
+        "indeterminate"
+    );
+    let silent = env.socket_addr("dns.silent").unwrap();
+    assert!(
+        std::net::UdpSocket::bind((silent.ip(), 0)).is_ok(),
+        "{silent} is not a local address"
+    );
+    let owner = tlsa_owner(&env, "dead");
+    let started = std::time::Instant::now();
+    let res = resolver(&env, "dns.unbound")
+        .lookup(owner.as_str(), RecordType::TLSA)
+        .await;
+    let took = started.elapsed();
+    match res {
+        Err(NetError::Timeout) => {}
+        Err(NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail))) => {}
+        other => panic!("{owner}: expected a timeout or SERVFAIL, got {other:?}"),
+    }
+    assert!(took < Duration::from_secs(20), "took {took:?}");
 }
 
 #[tokio::test]
