@@ -133,6 +133,27 @@ async fn tcp_fallback_carries_the_large_tlsa_rrset() {
     // 40 decoys (3 1 2) and the two host keys: far beyond a 1232-byte UDP answer.
     assert_eq!(tlsa.len(), 42, "{lookup:?}");
     assert!(tlsa.iter().all(|r| r.proof == Proof::Secure));
+
+    // The same query over UDP alone (EDNS 1232, DO) comes back truncated: TCP was needed.
+    let unbound = env.socket_addr("dns.unbound").unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut q = vec![0x4c, 0x57, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+    for label in owner.trim_end_matches('.').split('.') {
+        q.push(u8::try_from(label.len()).unwrap());
+        q.extend_from_slice(label.as_bytes());
+    }
+    // root, TLSA IN, then OPT: udp 1232, DO.
+    q.extend_from_slice(&[0, 0, 52, 0, 1, 0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]);
+    sock.send_to(&q, unbound).unwrap();
+    let mut buf = [0u8; 65535];
+    let n = sock.recv(&mut buf).unwrap();
+    assert!(
+        n >= 12 && buf[..2] == q[..2],
+        "not our answer: {:?}",
+        &buf[..n]
+    );
+    assert_ne!(buf[2] & 0x02, 0, "TC is not set on a {n}-byte UDP answer");
 }
 
 /// Through a validating unbound a bogus RRset arrives as SERVFAIL (or, where unbound is more
