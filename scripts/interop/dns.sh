@@ -103,6 +103,7 @@ _dns_key() {
 
 # _dns_head ZONE: $ORIGIN, $TTL, SOA and NS of a zone file.
 _dns_head() {
+  # shellcheck disable=SC2016 # $ORIGIN and $TTL are zone-file directives, not shell
   printf '$ORIGIN %s\n$TTL %s\n' "$1" "$CW_DNS_TTL"
   printf '@ SOA ns.nic.test. hostmaster.nic.test. %s 3600 600 86400 %s\n' "$(date +%s)" "$CW_DNS_TTL"
   printf '@ NS ns.nic.test.\n'
@@ -158,7 +159,7 @@ _dns_scenario() {
 
 # _dns_zones: writes and signs every zone, leaving zones/*.served and zones.conf (nsd).
 _dns_zones() {
-  local d="$CW_DIR/dns" z="$CW_DIR/dns/zones" i decoy
+  local d="$CW_DIR/dns" z="$CW_DIR/dns/zones" i
   rm -rf "$z"; mkdir -p "$z"; : >"$d/scenarios.tsv"
   local secure=(hosts match mismatch nodata nodata3 bogus expired cross multi nosrv nsec3-150
     nsec3-600 cname wildcard wildcard3 large expiring split notls dot)
@@ -263,11 +264,12 @@ _dns_zones() {
     "as wildcard, in an NSEC3 zone (0 iterations): the closest-encloser proof comes from NSEC3"
 
   { _dns_head large.test.; _dns_srv xmpp.large.test.; printf 'xmpp A 127.0.0.1\n'
-    for i in "${CW_DNS_PORTS[@]}"; do
-      for decoy in $(seq 1 40); do
-        printf '_%s._tcp.xmpp TLSA 3 1 2 %s\n' "$i" "$(printf 'certwatch decoy %s' "$decoy" | sha512sum | cut -d' ' -f1)"
-      done
-    done
+    python3 -c '
+import hashlib, sys
+for port in sys.argv[1:]:
+    for i in range(1, 41):
+        print(f"_{port}._tcp.xmpp TLSA 3 1 2 " + hashlib.sha512(f"certwatch decoy {i}".encode()).hexdigest())
+' "${CW_DNS_PORTS[@]}"
     _dns_tlsa xmpp host-ec host-rsa; } >"$z/large.test.zone"
   _dns_scenario large secure match xmpp.large.test host-ec,host-rsa \
     "TLSA RRset of 42 records (40 decoy 3 1 2 plus host-ec, host-rsa), about 3.5 kB: truncated over UDP, needs TCP"
@@ -408,11 +410,14 @@ EOF
     _dns_dig "$CW_DNS_NSD_PORT" . SOA +norec >/dev/null 2>&1 && break
     cw_alive dns nsd; sleep 0.1
   done
-  for zone in $(sed -n 's/^  name: "\(.*\)"$/\1/p' "$d/zones.conf"); do
-    out=$(_dns_dig "$CW_DNS_NSD_PORT" "$zone" SOA +norec) || cw_die "dns: nsd does not answer for $zone"
-    grep -q 'flags: qr aa' <<<"$out" && grep -q 'status: NOERROR' <<<"$out" \
-      || { tail -n 20 "$CW_DIR/logs/dns-nsd.log" >&2; cw_die "dns: nsd does not serve $zone"; }
-  done
+  local zones=() queries=() n_ok
+  mapfile -t zones < <(sed -n 's/^  name: "\(.*\)"$/\1/p' "$d/zones.conf")
+  for zone in "${zones[@]}"; do queries+=("$zone" SOA); done
+  out=$(_dns_dig "$CW_DNS_NSD_PORT" +norec "${queries[@]}") || cw_die "dns: nsd does not answer"
+  n_ok=$(grep -c 'flags: qr aa;' <<<"$out" || true)
+  [ "$n_ok" -eq "${#zones[@]}" ] && [ "$(grep -c 'status: NOERROR' <<<"$out")" -eq "${#zones[@]}" ] \
+    || { echo "$out" | grep -E 'status|flags|SOA' >&2; tail -n 20 "$CW_DIR/logs/dns-nsd.log" >&2
+         cw_die "dns: nsd serves $n_ok of ${#zones[@]} zones"; }
   # unbound: the match TLSA is validated (AD), the tampered one fails (SERVFAIL), the
   # insecure SRV is answered without AD.
   for ((i = 0; i < 100; i++)); do
@@ -427,7 +432,8 @@ EOF
   out=$(_dns_dig "$CW_DNS_UNBOUND_PORT" +dnssec _xmpp-client._tcp.insecure.test SRV) || cw_die "dns: unbound does not answer"
   grep -q 'status: NOERROR' <<<"$out" && ! grep -q 'flags:.* ad;' <<<"$out" \
     || { echo "$out" >&2; cw_die "dns: insecure.test is not answered as insecure"; }
-  cw_alive dns silent
+  # Our processes answered, not leftovers holding the ports.
+  cw_alive dns nsd; cw_alive dns unbound; cw_alive dns silent
 
   python3 - "$d" "$CW_DNS_NSD_PORT" "$CW_DNS_UNBOUND_PORT" "$CW_DNS_SILENT_ADDR" \
     >"$CW_DIR/describe/dns.json" <<'PY'
@@ -461,4 +467,11 @@ print(json.dumps({
 PY
 }
 
-dns_down() { cw_stop_all dns; }
+dns_down() {
+  # TERM every process group first, so that cw_stop_all's waits overlap instead of adding up.
+  local f
+  for f in "$CW_DIR"/pids/dns-*.pid; do
+    [ -e "$f" ] && { kill -TERM -- "-$(cat "$f")" 2>/dev/null || true; }
+  done
+  cw_stop_all dns
+}
