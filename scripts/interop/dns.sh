@@ -1,14 +1,20 @@
 # The DNS part of the interop environment: a private DNSSEC-signed root `.` that delegates
 # `test.`, which delegates one zone per scenario. All zones are served by ONE nsd; an unbound
-# trusts the private root (stub-zone "." -> nsd) and validates.
+# trusts the private root and validates (a stub-zone per served zone, all -> nsd: the zones' NS
+# imply port 53, where nothing of ours listens).
 # shellcheck shell=bash
+#
+# Ports and the silent address can be moved for a second, private instance:
+#   CERTWATCH_INTEROP_DIR=/tmp/x CW_DNS_NSD_PORT=5363 CW_DNS_UNBOUND_PORT=5364 \
+#   CW_DNS_SILENT_ADDR=127.0.0.201 scripts/interop-env up pki dns
 #
 #   nsd      127.0.0.1:$CW_DNS_NSD_PORT (5353)       authoritative for every zone below (no recursion)
 #   unbound  127.0.0.1:$CW_DNS_UNBOUND_PORT (5354)   validating resolver, trust anchor = root DNSKEY
 #   silent   127.0.0.200:53 (udp+tcp)               accepts queries and never answers (`dead`)
 #
 # Files in $CW_DIR/dns: keys/ (kept across up/down, so the trust anchor is stable), zones/
-# (regenerated and re-signed by every `up`), root.key (the trust anchor, ldns .key format:
+# (regenerated and re-signed by every `up`: signatures last 30 days from then, and those of
+# `expiring` 2 days, so an environment left up for days needs another `up`), root.key (the trust anchor, ldns .key format:
 # one DNSKEY line), root.ds, nsd.conf, unbound.conf, scenarios.tsv.
 #
 # Hosts (zone hosts.test, secure, NSEC). TLSA at _<port>._tcp.<host> for the four ports
@@ -42,7 +48,8 @@
 #                (unbound 1.17 accepts 150 for 256-bit keys and calls the NODATA secure.)
 #   nsec3-600    as nsec3-150 with 600 iterations: above 500, bogus (unbound: insecure).
 #   dead         DS in test. but delegated to ns.dead.test = 127.0.0.200:53 where `silent`
-#                never answers. indeterminate (through nsd directly: a referral, not an answer).
+#                never answers. indeterminate. (Through nsd directly the answer is a referral,
+#                which hickory validating from nsd reports as DnssecBogus: ask unbound for this one.)
 #   cname        secure; SRV x4 -> xmpp.cname.test (A 127.0.0.1) whose TLSA owners are CNAMEs to
 #                _<port>._tcp.xmpp.hosts.test (RFC 7671 section 7). match
 #   wildcard     secure; SRV x4 -> xmpp.wildcard.test with TLSA only at *._tcp.xmpp.wildcard.test
@@ -65,7 +72,7 @@ CW_DNS_NSD_PORT=${CW_DNS_NSD_PORT:-5353}
 CW_DNS_UNBOUND_PORT=${CW_DNS_UNBOUND_PORT:-5354}
 CW_DNS_SILENT_ADDR=${CW_DNS_SILENT_ADDR:-127.0.0.200}
 CW_DNS_TTL=60
-# The four XMPP ports that carry TLSA records, and their services' SRV labels.
+# The four XMPP ports that carry TLSA records (c2s, c2s direct TLS, s2s, s2s direct TLS).
 CW_DNS_PORTS=(5222 5223 5269 5270)
 
 dns_packages() { echo nsd unbound ldnsutils dnsutils python3; }
@@ -244,7 +251,7 @@ _dns_zones() {
 
   # dead.test is delegated (with a DS) to the silent server; nsd does not serve it.
   _dns_scenario dead indeterminate indeterminate xmpp.dead.test "" \
-    "delegated to ns.dead.test = $CW_DNS_SILENT_ADDR:53 which never answers: timeout, never 'no records'. Through nsd directly the answer is a referral"
+    "delegated to ns.dead.test = $CW_DNS_SILENT_ADDR:53 which never answers: timeout (or a late SERVFAIL from unbound), never 'no records'. Through nsd directly the answer is a referral, which hickory reports as DnssecBogus"
 
   { _dns_head cname.test.; _dns_srv xmpp.cname.test.; printf 'xmpp A 127.0.0.1\n'
     for i in "${CW_DNS_PORTS[@]}"; do printf '_%s._tcp.xmpp CNAME _%s._tcp.xmpp.hosts.test.\n' "$i" "$i"; done
@@ -437,7 +444,7 @@ EOF
 
   python3 - "$d" "$CW_DNS_NSD_PORT" "$CW_DNS_UNBOUND_PORT" "$CW_DNS_SILENT_ADDR" \
     >"$CW_DIR/describe/dns.json" <<'PY'
-import json, sys
+import json, sys, time
 d, nsd, unbound, silent = sys.argv[1:5]
 scen = {}
 for line in open(f"{d}/scenarios.tsv"):
@@ -457,6 +464,7 @@ print(json.dumps({
     "trust_anchor": f"{d}/root.key",
     "trust_anchor_ds": open(f"{d}/root.ds").read().strip(),
     "zones_dir": f"{d}/zones",
+    "signed_at": int(time.time()),
     "ports": {"c2s-starttls": 5222, "c2s-direct": 5223, "s2s-starttls": 5269, "s2s-direct": 5270},
     "hosts": {
         "xmpp.hosts.test": {"a": ["127.0.0.1"], "tlsa_keys": ["host-ec", "host-rsa"]},
