@@ -91,11 +91,14 @@ pub enum HeaderProfile {
     /// <?xml version='1.0'?><stream:stream version="1.0" xml:lang="en" xmlns:stream="http://etherx.jabber.org/streams" xmlns="jabber:client" to="example.org">
     /// ```
     ///
-    /// Provenance, honestly: the order was derived offline from Conversations' source
-    /// (`Tag.start("stream:stream")` with `to`, `version`, `xml:lang`, `xmlns`,
-    /// `xmlns:stream`, serialised from a `Hashtable` of default capacity 11 using
-    /// `String.hashCode`), not from a packet capture. Newer Conversations releases set
-    /// `xml:lang` from the device language; `en` is the common value. For a server stream
+    /// Provenance, honestly: the order was derived offline from Conversations' source as
+    /// found in public forks (`XmppConnection.sendStartStream()` sets `to`, `version`,
+    /// `xml:lang`, `xmlns`, `xmlns:stream` on a `Tag` whose attributes live in a
+    /// `java.util.Hashtable` of default capacity 11; its iteration order follows from
+    /// `String.hashCode`), not from a packet capture of a current release. Some versions take
+    /// `xml:lang` from `LocalizedContent.STREAM_LANGUAGE` rather than the literal `en`, and a
+    /// later change of the map type would change the order: re-check against a capture when
+    /// one is available. Prosody 0.12 and ejabberd 23.01 accept this header. For a server stream
     /// (which Conversations never opens), the namespace becomes `jabber:server`, `from` is
     /// added before `to`, and `xmlns:db` is declared, in the same style.
     #[default]
