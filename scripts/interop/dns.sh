@@ -136,21 +136,28 @@ _dns_tlsa() {
 # _dns_sign ZONE MODE...: signs zones/ZONE.zone into zones/ZONE.served. MODE words:
 #   nsec3:N (NSEC3, N iterations, no salt), expired, expiring, unsigned
 _dns_sign() {
-  local zone=$1 z="$CW_DIR/dns/zones" name key now args=() m
+  local zone=$1 z="$CW_DIR/dns/zones" name key now inception expiration denial=nsec iter=0 m
   shift
   name=${zone%.}; [ "$zone" = "." ] && name=root
   now=$(date +%s)
-  args=(-i $((now - 3600)) -e $((now + 30 * 86400)))
+  inception=$((now - 3600)) expiration=$((now + 30 * 86400))
   for m in "$@"; do
     case $m in
-      unsigned) cp "$z/$name.zone" "$z/$name.served"; return 0 ;;
-      nsec3:*) args+=(-n -t "${m#nsec3:}") ;;
-      expired) args+=(-i $((now - 31 * 86400)) -e $((now - 86400))) ;;
-      expiring) args+=(-i $((now - 28 * 86400)) -e $((now + 2 * 86400))) ;;
+      unsigned)
+        cp "$z/$name.zone" "$z/$name.served"
+        printf '%s\tfalse\t\t\t\t\t\n' "$zone" >>"$CW_DIR/dns/zones.tsv"
+        return 0 ;;
+      nsec3:*) denial=nsec3 iter=${m#nsec3:} ;;
+      expired) inception=$((now - 31 * 86400)) expiration=$((now - 86400)) ;;
+      expiring) inception=$((now - 28 * 86400)) expiration=$((now + 2 * 86400)) ;;
       *) cw_die "dns: unknown sign mode $m" ;;
     esac
   done
+  local args=(-i "$inception" -e "$expiration")
+  [ "$denial" = nsec3 ] && args+=(-n -t "$iter")
   key=$(_dns_key "$zone")
+  printf '%s\ttrue\t%s\t%s\t%s\t%s\t%s\n' "$zone" "$denial" "$iter" "$inception" "$expiration" \
+    "$(basename "$key" | sed 's/.*+//')" >>"$CW_DIR/dns/zones.tsv"
   # (its warnings about NSEC3 iterations are expected: the nsec3-* scenarios want them)
   ldns-signzone "${args[@]}" -o "$zone" -f "$z/$name.served" "$z/$name.zone" "$key" 2>"$z/$name.log" \
     || { cat "$z/$name.log" >&2; cw_die "dns: ldns-signzone $zone failed"; }
@@ -167,7 +174,7 @@ _dns_scenario() {
 # _dns_zones: writes and signs every zone, leaving zones/*.served and zones.conf (nsd).
 _dns_zones() {
   local d="$CW_DIR/dns" z="$CW_DIR/dns/zones" i
-  rm -rf "$z"; mkdir -p "$z"; : >"$d/scenarios.tsv"
+  rm -rf "$z"; mkdir -p "$z"; : >"$d/scenarios.tsv"; : >"$d/zones.tsv"
   local secure=(hosts match mismatch nodata nodata3 bogus expired cross multi nosrv nsec3-150
     nsec3-600 cname wildcard wildcard3 large expiring split notls dot)
   local insecure=(insecure insecure-srv)
@@ -457,6 +464,16 @@ for line in open(f"{d}/scenarios.tsv"):
         "tlsa_keys": [k for k in keys.split(",") if k],
         "notes": notes,
     }
+zones = {}
+for line in open(f"{d}/zones.tsv"):
+    zone, signed, denial, iters, inc, exp, tag = line.rstrip("\n").split("\t")
+    z = {"signed": signed == "true"}
+    if z["signed"]:
+        z.update({"denial": denial, "nsec3_iterations": int(iters), "rrsig_inception": int(inc),
+                  "rrsig_expiration": int(exp), "key_tag": int(tag)})
+    zones[zone] = z
+for name, sc in scen.items():
+    sc["zone"] = zones.get(sc["domain"] + ".", {"served": False})
 print(json.dumps({
     "nsd": f"127.0.0.1:{nsd}",
     "unbound": f"127.0.0.1:{unbound}",
@@ -471,6 +488,7 @@ print(json.dumps({
         "ejabberd.hosts.test": {"a": ["127.0.0.2"], "tlsa_keys": ["ejabberd-ec"]},
     },
     "scenarios": scen,
+    "zones": zones,
 }, indent=2))
 PY
 }

@@ -17,6 +17,7 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::dnssec::rdata::DNSSECRData;
 use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, Record, RecordType};
@@ -233,16 +234,19 @@ async fn secure_scenarios_publish_what_the_description_says() {
         let srv_name = format!("_xmpp-client._tcp.{domain}.");
         let seen_targets: BTreeSet<String> =
             match r.lookup(srv_name.as_str(), RecordType::SRV).await {
-                Ok(l) => of_type(l.answers(), RecordType::SRV)
-                    .into_iter()
-                    .map(|rec| {
-                        assert_eq!(rec.proof, Proof::Secure, "{rec}");
-                        let RData::SRV(srv) = &rec.data else {
-                            panic!("{rec}")
-                        };
-                        srv.target.to_ascii().trim_end_matches('.').to_owned()
-                    })
-                    .collect(),
+                Ok(l) => {
+                    assert_signature_as_described(&env, scenario, l.answers());
+                    of_type(l.answers(), RecordType::SRV)
+                }
+                .into_iter()
+                .map(|rec| {
+                    assert_eq!(rec.proof, Proof::Secure, "{rec}");
+                    let RData::SRV(srv) = &rec.data else {
+                        panic!("{rec}")
+                    };
+                    srv.target.to_ascii().trim_end_matches('.').to_owned()
+                })
+                .collect(),
                 // No SRV at all (securely proven): the domain itself is the target.
                 Err(NetError::Dns(DnsError::NoRecordsFound(nr))) => {
                     let soa = nr.soa.expect("denial without SOA");
@@ -297,6 +301,30 @@ async fn secure_scenarios_publish_what_the_description_says() {
         assert_eq!(
             seen_keys, want_keys,
             "{scenario}: 3 1 1 keys at _5222 of {targets:?}"
+        );
+    }
+}
+
+/// The RRSIG over an answer carries the key tag and expiration that `dns.zones` describes
+/// for the scenario's zone.
+fn assert_signature_as_described(env: &Interop, scenario: &str, answers: &[Record]) {
+    let zone = format!("dns.scenarios.{scenario}.zone");
+    let tag = env.u64(&format!("{zone}.key_tag")).unwrap();
+    let expiration = env.u64(&format!("{zone}.rrsig_expiration")).unwrap();
+    let sigs: Vec<_> = answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(sig)) => Some(sig.input()),
+            _ => None,
+        })
+        .collect();
+    assert!(!sigs.is_empty(), "{scenario}: no RRSIG in {answers:?}");
+    for sig in sigs {
+        assert_eq!(u64::from(sig.key_tag), tag, "{scenario}: key tag");
+        assert_eq!(
+            u64::from(sig.sig_expiration.get()),
+            expiration,
+            "{scenario}"
         );
     }
 }
@@ -410,4 +438,36 @@ async fn nodata_is_a_validated_denial() {
             }
         }
     }
+}
+
+/// `expiring` is signed for 30 days of which 2 are left at `up`: under a quarter of the
+/// lifetime and under 7 days, the `signature-expiring` condition. (Its RRSIGs are checked
+/// against these numbers in `secure_scenarios_publish_what_the_description_says`.)
+#[test]
+fn expiring_signatures_have_two_days_left() {
+    let env = Interop::require();
+    let signed_at = env.u64("dns.signed_at").unwrap();
+    let inception = env
+        .u64("dns.scenarios.expiring.zone.rrsig_inception")
+        .unwrap();
+    let expiration = env
+        .u64("dns.scenarios.expiring.zone.rrsig_expiration")
+        .unwrap();
+    const DAY: u64 = 86_400;
+    assert!(
+        expiration.abs_diff(signed_at + 2 * DAY) < 120,
+        "{expiration}"
+    );
+    assert!(
+        inception.abs_diff(signed_at - 28 * DAY) < 120,
+        "{inception}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        now < expiration,
+        "the environment is older than its expiring signatures: run scripts/interop-env up again"
+    );
 }
