@@ -3,11 +3,15 @@
 #
 # - Three relays (Debian's `tor`), each a v3 directory authority AND a guard AND an exit, each on
 #   its own loopback address (127.0.0.11, .12, .13), so that the exits have distinct IPs.
-#   TestingTorNetwork with 20 s voting intervals: the first consensus appears after ~15-30 s.
+#   TestingTorNetwork with 20 s voting intervals: a consensus listing all three relays as exits
+#   appears ~13-27 s after the start.
 # - A C-tor client with a SOCKS5 port on 127.0.0.1:19050 (IsolateSOCKSAuth, the default: a new
 #   username/password gives a new circuit). UseEntryGuards 0, so every relay can be the exit.
 # - An arti configuration (arti's own TOML) for the same network: $CW_DIR/tor/arti.toml.
 #
+# `up` starts the relays, waits for that consensus, starts the client, waits until it has
+# bootstrapped and until a stream through SOCKS reaches a throwaway listener on 127.0.0.1
+# (tor/socks_check.py); ~25-35 s in all, fails with the log tails after CW_TOR_WAIT_SECS (90).
 # Keys are kept across up/down (in $CW_DIR/tor/<relay>/keys); all other Tor state is wiped at
 # each (re)start, so the network always comes up the same way as on a fresh machine.
 # Description ($CW_DIR/describe/tor.json, key "tor"):
@@ -138,7 +142,8 @@ _tor_write_arti_toml() {
   {
     cat <<EOF
 # arti configuration for the certwatch private Tor network (written by scripts/interop-env).
-# The storage directories are shared: a second concurrent TorClient should use its own.
+# Several TorClients may share these storage directories (one holds the lock, the others
+# read the cache); give a client its own directories if it must not depend on the others.
 [storage]
 cache_dir = "$a/cache"
 state_dir = "$a/state"
