@@ -131,6 +131,7 @@ pub fn pin_strength(records: &[Tlsa], chain: Option<&[Vec<u8>]>) -> Vec<Warning>
 /// Where a key to pin came from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind", content = "label")]
+#[non_exhaustive]
 pub enum PinSource {
     /// A key or certificate file read on the server (trusted).
     KeyFile(String),
