@@ -17,6 +17,13 @@
 # `expiring` 2 days, so an environment left up for days needs another `up`), root.key (the trust anchor, ldns .key format:
 # one DNSKEY line), root.ds, nsd.conf, unbound.conf, scenarios.tsv.
 #
+# The description (describe/dns.json, key `dns` of env.json): nsd, unbound, silent (IP:PORT),
+# trust_anchor (path of the root DNSKEY file), trust_anchor_ds, zones_dir, signed_at (unix
+# time of this `up`), ports, hosts, scenarios.<name>.{domain, dnssec, expect, targets
+# (SRV targets, or the domain itself without SRV), tlsa_keys (pki key names whose 3 1 1 the
+# targets' TLSA RRsets publish), notes, zone}, and zones.<zone>.{signed, denial,
+# nsec3_iterations, rrsig_inception, rrsig_expiration, key_tag}.
+#
 # Hosts (zone hosts.test, secure, NSEC). TLSA at _<port>._tcp.<host> for the four ports
 # 5222 (c2s STARTTLS), 5223 (c2s direct TLS), 5269 (s2s STARTTLS), 5270 (s2s direct TLS):
 #   xmpp.hosts.test      A 127.0.0.1   TLSA 3 1 1 host-ec, 3 1 1 host-rsa   (Prosody)
