@@ -129,11 +129,12 @@ pub enum ProbeErrorKind {
         /// The alert or error.
         detail: String,
     },
-    /// XMPP stream negotiation failed (no STARTTLS offered, stream error, bad XML...).
-    #[error("XMPP negotiation failed: {detail}")]
+    /// XMPP stream negotiation failed (no STARTTLS offered, stream error, bad XML, a
+    /// STARTTLS injection...).
+    #[error("XMPP negotiation failed: {error}")]
     Xmpp {
-        /// The negotiator's explanation.
-        detail: String,
+        /// certwatch-xmpp's classified error.
+        error: certwatch_xmpp::Error,
     },
     /// The server sent more bytes than a probe accepts in a phase.
     #[error("the server sent more than {limit} bytes during {phase}")]

@@ -69,7 +69,6 @@ mod capture;
 mod diverse;
 mod error;
 mod probe;
-mod starttls;
 #[cfg(feature = "tor")]
 mod tor;
 mod transport;

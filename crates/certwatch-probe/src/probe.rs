@@ -9,7 +9,6 @@ use tokio::time::{Instant, timeout};
 
 use crate::capture::{Certificate, KeyRequest, SignatureCheck, client_config};
 use crate::error::{Phase, ProbeError, ProbeErrorKind};
-use crate::starttls::{NegotiationError, negotiate};
 use crate::transport::{CheckIsolation, Guarded, ProbeIo, ReadBoundExceeded, Transport, Vantage};
 use certwatch_core::ProbeTarget;
 
@@ -266,28 +265,37 @@ async fn run_on<S: ProbeIo>(
     }
     let mut io = Guarded::new(io, opts.max_xmpp_bytes);
 
-    // XMPP, for the STARTTLS services.
+    // XMPP, for the STARTTLS services, through certwatch-xmpp's negotiator.
     let (mut stream_t, mut starttls_t) = (None, None);
     if !target.id.service.is_direct_tls() {
-        match timeout(
+        let config = match target.id.service.stream_kind() {
+            certwatch_core::StreamKind::Client => certwatch_xmpp::Config::client(&target.domain),
+            certwatch_core::StreamKind::Server => {
+                certwatch_xmpp::Config::server(&target.domain, None)
+            }
+        };
+        let timeouts = certwatch_xmpp::Timeouts::new(
+            opts.xmpp_timeout.min(XMPP_STEP_TIMEOUT),
             opts.xmpp_timeout,
-            negotiate(&mut io, target.id.service, &target.domain),
-        )
-        .await
-        {
+        );
+        // The negotiator has its own deadline; this outer one only guards against a bug.
+        let outer = opts.xmpp_timeout + Duration::from_secs(1);
+        match timeout(outer, certwatch_xmpp::negotiate(io, &config, &timeouts)).await {
             Err(_) => {
                 return Err(fail(ProbeErrorKind::Timeout {
                     phase: Phase::Stream,
                     after: opts.xmpp_timeout,
                 }));
             }
-            Ok(Err(NegotiationError::Io(e))) => return Err(fail(io_error(Phase::Stream, e))),
-            Ok(Err(NegotiationError::Xmpp(detail))) => {
-                return Err(fail(ProbeErrorKind::Xmpp { detail }));
-            }
-            Ok(Ok(t)) => {
-                stream_t = Some(t.stream);
-                starttls_t = Some(t.starttls);
+            Ok(Err(failure)) => return Err(fail(xmpp_error(failure.error))),
+            Ok(Ok((back, negotiation))) => {
+                io = back;
+                let t = negotiation.timings;
+                stream_t = t.features;
+                starttls_t = match (t.features, t.proceed) {
+                    (Some(f), Some(p)) => Some(p.saturating_sub(f)),
+                    _ => None,
+                };
             }
         }
     }
@@ -394,6 +402,29 @@ async fn run_on<S: ProbeIo>(
 /// The socket address of a probe target.
 pub(crate) fn target_addr(target: &ProbeTarget) -> std::net::SocketAddr {
     std::net::SocketAddr::new(target.address, target.id.port)
+}
+
+/// The longest wait for one XMPP read or write.
+const XMPP_STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn xmpp_error(error: certwatch_xmpp::Error) -> ProbeErrorKind {
+    use certwatch_xmpp::{Error as X, Step};
+    let phase = |step: &Step| match step {
+        Step::StartTls | Step::Proceed => Phase::Starttls,
+        _ => Phase::Stream,
+    };
+    match error {
+        X::Io { step, source } => io_error(phase(&step), source),
+        X::Timeout { step, after } | X::Deadline { step, after } => ProbeErrorKind::Timeout {
+            phase: phase(&step),
+            after,
+        },
+        X::TooManyBytes { limit } => ProbeErrorKind::TooLarge {
+            phase: Phase::Stream,
+            limit,
+        },
+        error => ProbeErrorKind::Xmpp { error },
+    }
 }
 
 fn io_error(phase: Phase, e: std::io::Error) -> ProbeErrorKind {

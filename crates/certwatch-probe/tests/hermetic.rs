@@ -102,7 +102,7 @@ async fn ed25519_leaf_is_captured_by_the_ec_probe() {
     let pki = Pki::new();
     let leaf = pki.leaf(Alg::Ed25519);
     let srv = spawn(
-        Mode::Starttls,
+        Mode::StarttlsS2s,
         server_config(Arc::new(Fixed(leaf.certified())), false),
     )
     .await;
@@ -345,4 +345,74 @@ async fn probe_diverse_over_direct_has_one_unverified_vantage() {
     assert_eq!(d.attempts, 1);
     assert_eq!(d.distinct_exits, 0);
     assert!(!d.exits_verified);
+}
+
+#[tokio::test]
+async fn starttls_injection_and_missing_starttls_are_xmpp_protocol_errors() {
+    // Bytes after <proceed/> (CVE-2011-0411 class) are refused by certwatch-xmpp.
+    let (client, mut server) = tokio::io::duplex(8192);
+    tokio::spawn(async move {
+        let mut b = [0u8; 2048];
+        let _ = server.read(&mut b).await;
+        let _ = server
+            .write_all(
+                b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' \
+                  id='x' from='a.test' version='1.0'><stream:features><starttls \
+                  xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>",
+            )
+            .await;
+        let _ = server.read(&mut b).await;
+        let _ = server
+            .write_all(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\x16\x03\x03")
+            .await;
+        let _ = server.read(&mut b).await;
+    });
+    let t = target(Service::C2sStarttls, "127.0.0.1:5222".parse().unwrap());
+    let e = probe_stream(
+        client,
+        &t,
+        KeyRequest::Any,
+        Vantage::Direct,
+        &ProbeOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            ProbeErrorKind::Xmpp {
+                error: certwatch_xmpp::Error::StartTlsInjection { .. }
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(e.class(), ErrorClass::ProtocolError);
+
+    // A server that does not offer STARTTLS.
+    let (client, server) = tokio::io::duplex(8192);
+    tokio::spawn(async move {
+        let mut config =
+            certwatch_xmpp::ServerConfig::new(certwatch_xmpp::StreamKind::Client, DOMAIN);
+        config.offer_starttls = false;
+        config.require_tls = false;
+        let _ = certwatch_xmpp::accept(server, &config, &certwatch_xmpp::Timeouts::default()).await;
+    });
+    let e = probe_stream(
+        client,
+        &t,
+        KeyRequest::Any,
+        Vantage::Direct,
+        &ProbeOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            ProbeErrorKind::Xmpp {
+                error: certwatch_xmpp::Error::StartTlsNotOffered
+            }
+        ),
+        "{e}"
+    );
 }

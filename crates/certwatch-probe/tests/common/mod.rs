@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpListener;
 
 /// A 2048-bit RSA test key (ring cannot generate RSA keys). Test use only.
@@ -141,7 +141,10 @@ pub fn server_config(resolver: Arc<dyn ResolvesServerCert>, tls12_only: bool) ->
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
     Direct,
+    /// STARTTLS on a client stream, through certwatch-xmpp's acceptor.
     Starttls,
+    /// STARTTLS on a server-to-server stream, through certwatch-xmpp's acceptor.
+    StarttlsS2s,
 }
 
 #[derive(Default, Debug)]
@@ -181,14 +184,26 @@ pub async fn spawn(mode: Mode, config: Arc<ServerConfig>) -> TestServer {
 
 /// Serves one connection on any stream (TCP or an in-memory duplex).
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
-    mut io: S,
+    io: S,
     mode: Mode,
     config: Arc<ServerConfig>,
     stats: Arc<Stats>,
 ) -> std::io::Result<()> {
-    if mode == Mode::Starttls {
-        server_starttls(&mut io).await?;
-    }
+    let io = match mode {
+        Mode::Direct => io,
+        Mode::Starttls | Mode::StarttlsS2s => {
+            let kind = if mode == Mode::Starttls {
+                certwatch_xmpp::StreamKind::Client
+            } else {
+                certwatch_xmpp::StreamKind::Server { from: None }
+            };
+            let config = certwatch_xmpp::ServerConfig::new(kind, DOMAIN);
+            let (io, _) = certwatch_xmpp::accept(io, &config, &certwatch_xmpp::Timeouts::default())
+                .await
+                .map_err(std::io::Error::other)?;
+            io
+        }
+    };
     let mut tls = tokio_rustls::TlsAcceptor::from(config).accept(io).await?;
     stats.handshakes.fetch_add(1, Ordering::SeqCst);
     *stats.last_sni.lock().unwrap() = tls.get_ref().1.server_name().map(str::to_owned);
@@ -198,35 +213,4 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         stats.clean_closes.fetch_add(1, Ordering::SeqCst);
     }
     Ok(())
-}
-
-/// The server side of STARTTLS, up to `<proceed/>`.
-pub async fn server_starttls<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) -> std::io::Result<()> {
-    read_until(io, "<stream:stream").await?;
-    io.write_all(
-        b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
-          xmlns:stream='http://etherx.jabber.org/streams' id='t1' from='a.test' version='1.0'>\
-          <stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/>\
-          </starttls></stream:features>",
-    )
-    .await?;
-    read_until(io, "<starttls").await?;
-    io.write_all(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-        .await?;
-    io.flush().await
-}
-
-async fn read_until<S: AsyncRead + Unpin>(io: &mut S, needle: &str) -> std::io::Result<()> {
-    let mut seen = Vec::new();
-    let mut b = [0u8; 1024];
-    loop {
-        let n = io.read(&mut b).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        seen.extend_from_slice(&b[..n]);
-        if String::from_utf8_lossy(&seen).contains(needle) {
-            return Ok(());
-        }
-    }
 }
