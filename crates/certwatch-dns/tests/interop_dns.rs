@@ -532,3 +532,94 @@ async fn serialises_as_one_json_value() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn wildcard_tlsa_in_an_nsec3_zone_is_secure() {
+    each_path("wildcard3", |path, map| {
+        for ep in &map.endpoints {
+            assert!(ep.tlsa.is_secure_nonempty(), "{path} {:?}", ep.tlsa);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dot_target_means_not_offered() {
+    each_path("dot", |path, map| {
+        let outcomes: Vec<_> = map.services.iter().map(|s| s.outcome).collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                ServiceOutcome::Offered,
+                ServiceOutcome::NotOffered,
+                ServiceOutcome::Offered,
+                ServiceOutcome::NotOffered
+            ],
+            "{path}"
+        );
+        assert_eq!(map.endpoints.len(), 2, "{path}");
+        assert!(
+            map.warnings
+                .iter()
+                .any(|w| w.code == WarningCode::ServiceNotOffered)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn notls_host_is_a_dane_endpoint() {
+    each_path("notls", |path, map| {
+        assert_eq!(map.endpoints.len(), 2, "{path}");
+        for ep in &map.endpoints {
+            assert!(
+                ep.tlsa.is_secure_nonempty() && ep.srv_dnssec.is_secure(),
+                "{path}"
+            );
+            assert_eq!(
+                ep.ipv4.addresses,
+                vec!["127.0.0.3".parse::<std::net::IpAddr>().unwrap()]
+            );
+        }
+    })
+    .await;
+}
+
+/// The worst status a domain's DANE conclusion depends on: SRV, TLSA, and each address
+/// family that has addresses.
+fn domain_state(map: &ServiceMap) -> DnssecState {
+    let mut worst = certwatch_core::DnssecStatus::Secure;
+    for ep in &map.endpoints {
+        worst = worst
+            .combine(ep.srv_dnssec.clone())
+            .combine(ep.tlsa.dnssec.clone());
+        for fam in [&ep.ipv4, &ep.ipv6] {
+            if !fam.addresses.is_empty() {
+                worst = worst.combine(fam.dnssec.clone());
+            }
+        }
+    }
+    worst.state()
+}
+
+#[tokio::test]
+async fn every_described_scenario_has_its_dnssec_state_on_both_paths() {
+    let e = env();
+    let scenarios = e
+        .env
+        .get("dns.scenarios")
+        .expect("scenarios")
+        .as_object()
+        .expect("an object")
+        .clone();
+    assert!(scenarios.len() >= 20, "{}", scenarios.len());
+    for (name, s) in scenarios {
+        let domain = s["domain"].as_str().expect("domain");
+        let expected = s["dnssec"].as_str().expect("dnssec");
+        for path in PATHS {
+            let map = resolver(&e, path).discover(domain).await.expect("discover");
+            let got = domain_state(&map);
+            assert_eq!(got.as_str(), expected, "{name} via {path}");
+        }
+    }
+}
