@@ -399,7 +399,10 @@ fn is_class(tok: &str) -> bool {
     ["IN", "CH", "HS", "CS"]
         .iter()
         .any(|c| c.eq_ignore_ascii_case(tok))
-        || (tok.len() > 5 && tok[..5].eq_ignore_ascii_case("CLASS"))
+        || (tok.len() > 5
+            && tok
+                .get(..5)
+                .is_some_and(|p| p.eq_ignore_ascii_case("CLASS")))
 }
 
 fn parse_line(input: &str) -> Result<TlsaLine, TlsaParseError> {
@@ -531,6 +534,15 @@ mod tests {
         assert_eq!(t.data, vec![0xab, 0xcd]);
         assert_eq!(t.to_string(), "3 1 1 abcd");
         assert_eq!(t.mnemonic(), "DANE-EE SPKI SHA2-256 abcd");
+    }
+
+    #[test]
+    fn non_ascii_before_tlsa_is_an_error_not_a_panic() {
+        // Found by cargo fuzz: a multi-byte character inside the first five bytes of a token.
+        let e = "\u{fffd}\u{fffd}5a b c TLSA 3 1 1 00".parse::<Tlsa>();
+        assert!(matches!(e, Err(TlsaParseError::BadPrefix { .. })), "{e:?}");
+        let ok: TlsaLine = "h. CLASS1 TLSA 3 1 1 00".parse().unwrap();
+        assert_eq!(ok.owner.as_deref(), Some("h."));
     }
 
     #[test]
