@@ -295,7 +295,8 @@ impl Session {
             let ds = (!n.is_root()).then(|| self.wire.raw(n, RecordType::DS));
             [Some(dnskey), ds].into_iter().flatten()
         });
-        join_all(futs).await;
+        // Best effort: the validator fetches whatever is missing under its own deadline.
+        let _ = tokio::time::timeout(self.config.lookup_deadline, join_all(futs)).await;
     }
 
     /// `signature-expiring` for the DNSKEY RRset of the zone that signed a secure RRset.

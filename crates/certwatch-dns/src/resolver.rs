@@ -81,7 +81,14 @@ impl Resolver {
 
     async fn session(&self) -> Result<Session, Error> {
         let wire = Wire::new(self.pool.clone());
-        let anchors = anchors::build(&self.config.trust_anchor, &wire).await?;
+        let deadline = self.config.lookup_deadline;
+        let anchors =
+            tokio::time::timeout(deadline, anchors::build(&self.config.trust_anchor, &wire))
+                .await
+                .map_err(|_| Error::DsAnchorUnmatched {
+                    owner: ".".into(),
+                    detail: format!("no DNSKEY answer within {} ms", deadline.as_millis()),
+                })??;
         Ok(Session::new(wire, Arc::new(anchors), self.config.clone()))
     }
 
