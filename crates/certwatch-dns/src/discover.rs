@@ -150,7 +150,13 @@ impl Session {
             let (srvs, ()) = futures::join!(join_all(srv_futs), self.prefetch_chain(dname.clone()));
             let mut services = Vec::new();
             let mut planned = Vec::new();
-            for (service, srv) in srvs {
+            for (service, mut srv) in srvs {
+                // The DNSKEY RRset that signs the SRV RRset expires too (cached: no query).
+                if srv.dnssec.is_secure()
+                    && let Some(w) = self.signer_dnskey_warnings(&srv).await
+                {
+                    srv.warnings.extend(w);
+                }
                 let (sd, mut plan) = plan_service(domain.as_str(), service, srv);
                 services.push(sd);
                 planned.append(&mut plan);
