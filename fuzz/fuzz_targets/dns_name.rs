@@ -11,8 +11,14 @@ fuzz_target!(|data: &[u8]| {
         let s = d.as_str();
         assert!(s.len() <= 253);
         assert!(s.split('.').all(|l| !l.is_empty() && l.len() <= 63));
-        assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'));
-        assert_eq!(DomainName::normalise(s).expect("normalised name is accepted"), d);
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        );
+        assert_eq!(
+            DomainName::normalise(s).expect("normalised name is accepted"),
+            d
+        );
     }
     let _ = parse_server(&text);
     let _ = TrustAnchor::DsText(text.to_string()).validate();
