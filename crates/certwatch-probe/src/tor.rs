@@ -228,4 +228,39 @@ allow_local_addrs = true
 "#;
         TorTransport::config_from_toml(text, "test").unwrap();
     }
+
+    /// A network whose only directory cache does not answer: bootstrap must end within its
+    /// budget (arti's `bootstrap()` never fails by itself there).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bootstrap_against_a_dead_network_ends_within_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = dead.local_addr().unwrap().port();
+        drop(dead);
+        let text = format!(
+            r#"
+[storage]
+cache_dir = "{dir}/cache"
+state_dir = "{dir}/state"
+[storage.permissions]
+dangerously_trust_everyone = true
+[tor_network]
+fallback_caches = [
+  {{ rsa_identity = "0123456789ABCDEF0123456789ABCDEF01234567", ed_identity = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", orports = ["127.0.0.1:{port}"] }},
+]
+[tor_network.authorities]
+v3idents = ["0123456789ABCDEF0123456789ABCDEF01234567"]
+"#,
+            dir = dir.path().display()
+        );
+        let config = TorTransport::config_from_toml(&text, "dead.toml").unwrap();
+        let result = TorTransport::bootstrap(config, Duration::from_secs(3), |_| {}).await;
+        match result {
+            Err(TorSetupError::BootstrapTimeout { after, .. }) => {
+                assert_eq!(after, Duration::from_secs(3));
+            }
+            Err(TorSetupError::Bootstrap(_)) => {}
+            other => panic!("expected a bootstrap failure, got {:?}", other.map(|_| ())),
+        }
+    }
 }
