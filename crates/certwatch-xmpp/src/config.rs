@@ -116,10 +116,11 @@ pub enum HeaderProfile {
 impl HeaderProfile {
     /// The stream header for `kind` to the service domain `to`, as bytes to send.
     ///
-    /// Attribute values are XML-escaped.
+    /// Attribute values are XML-escaped, and a trailing root dot (`example.org.`) is dropped
+    /// from `to`, as servers know their domains without it.
     pub fn render(&self, kind: &StreamKind, to: &str) -> Vec<u8> {
         let ns = kind.namespace();
-        let to = escape(to);
+        let to = escape(to.strip_suffix('.').unwrap_or(to));
         let from = match kind {
             StreamKind::Server { from: Some(f) } => Some(escape(f)),
             _ => None,
@@ -254,6 +255,12 @@ mod tests {
              xml:lang='en' xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
              xmlns:db='jabber:server:dialback'>"
         );
+    }
+
+    #[test]
+    fn the_root_dot_is_not_sent() {
+        let h = HeaderProfile::Rfc6120.render(&StreamKind::Client, "example.org.");
+        assert!(String::from_utf8(h).unwrap().contains("to='example.org'"));
     }
 
     #[test]

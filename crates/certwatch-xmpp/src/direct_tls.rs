@@ -33,7 +33,7 @@ impl DirectTls {
     /// The parameters for a `kind` stream to the service domain `domain`.
     pub fn new(kind: &StreamKind, domain: &str) -> Self {
         DirectTls {
-            server_name: domain.trim_end_matches('.').to_owned(),
+            server_name: domain.strip_suffix('.').unwrap_or(domain).to_owned(),
             alpn: match kind {
                 StreamKind::Client => ALPN_XMPP_CLIENT,
                 StreamKind::Server { .. } => ALPN_XMPP_SERVER,
