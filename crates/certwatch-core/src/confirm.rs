@@ -248,3 +248,43 @@ pub fn confirm(results: &[VantageResult]) -> Confirmation {
         warnings,
     }
 }
+
+/// The key every vantage point saw, for pins taken from live probes (REFERENCE §2: show such
+/// lines only when every vantage point saw the same key).
+///
+/// Returns the SHA-256 (hex) when at least two distinct vantage points reported a key and all
+/// reports, including inconclusive ones that carry a key, name the same key. `None` when any
+/// two differ, or when there is too little evidence.
+///
+/// ```
+/// use certwatch_core::{agreed_key, VantageResult, Verdict};
+/// let k = |v: &str, key: &str| VantageResult::new(v.parse().unwrap(), Verdict::NoRecords, Some(key.into()));
+/// assert_eq!(agreed_key(&[k("direct", "aa"), k("tor:192.0.2.1", "aa")]).as_deref(), Some("aa"));
+/// assert_eq!(agreed_key(&[k("direct", "aa"), k("tor:192.0.2.1", "bb")]), None);
+/// assert_eq!(agreed_key(&[k("direct", "aa"), k("direct", "aa")]), None);
+/// ```
+pub fn agreed_key(results: &[VantageResult]) -> Option<String> {
+    let mut key: Option<&str> = None;
+    let mut vantages: Vec<Vantage> = Vec::new();
+    let mut unseen = 0usize;
+    for r in results {
+        let Some(k) = r.presented_spki_sha256.as_deref() else {
+            continue;
+        };
+        match key {
+            Some(prev) if prev != k => return None,
+            _ => key = Some(k),
+        }
+        match r.vantage {
+            Vantage::Direct | Vantage::Tor(Some(_)) => {
+                if !vantages.contains(&r.vantage) {
+                    vantages.push(r.vantage);
+                }
+            }
+            Vantage::Tor(None) | Vantage::Socks => unseen += 1,
+        }
+    }
+    (vantages.len() + unseen >= 2)
+        .then(|| key.map(str::to_owned))
+        .flatten()
+}

@@ -94,7 +94,9 @@ mod warning;
 
 pub use advice::{KeySeen, PinSource, SetupAdvice, pin_strength, setup_advice, tlsa_zone_line};
 pub use association::{AssociationError, apply_matching, association_data, certificate_spki};
-pub use confirm::{BadVantage, Classification, Confirmation, Vantage, VantageResult, confirm};
+pub use confirm::{
+    BadVantage, Classification, Confirmation, Vantage, VantageResult, agreed_key, confirm,
+};
 pub use dnssec::{DnssecState, DnssecStatus};
 pub use endpoint::{
     AddressRrset, Endpoint, EndpointId, Origin, ProbeTarget, TlsaRrset, tlsa_owner,

@@ -249,3 +249,49 @@ fn vantage_names() {
     assert!("tor:nonsense".parse::<Vantage>().is_err());
     assert!("exit".parse::<Vantage>().is_err());
 }
+
+#[test]
+fn agreed_key_needs_two_vantage_points_that_all_agree() {
+    use certwatch_core::agreed_key;
+    let k = |v: &str, verdict, key: Option<&str>| {
+        VantageResult::new(v.parse().unwrap(), verdict, key.map(str::to_owned))
+    };
+    let table: Vec<(Vec<VantageResult>, Option<&str>)> = vec![
+        (vec![], None),
+        (vec![k("direct", M, Some("aa"))], None),
+        (
+            vec![k("direct", M, Some("aa")), k("direct", M, Some("aa"))],
+            None,
+        ),
+        (
+            vec![
+                k("direct", M, Some("aa")),
+                k("tor:192.0.2.1", M, Some("aa")),
+            ],
+            Some("aa"),
+        ),
+        (
+            vec![
+                k("direct", M, Some("aa")),
+                k("tor:192.0.2.1", I, None),
+                k("socks", M, Some("aa")),
+            ],
+            Some("aa"),
+        ),
+        (
+            vec![
+                k("direct", M, Some("aa")),
+                k("tor:192.0.2.1", X, Some("bb")),
+                k("tor:192.0.2.2", M, Some("aa")),
+            ],
+            None,
+        ),
+        (
+            vec![k("tor", M, Some("aa")), k("tor", M, Some("aa"))],
+            Some("aa"),
+        ),
+    ];
+    for (i, (results, want)) in table.into_iter().enumerate() {
+        assert_eq!(agreed_key(&results).as_deref(), want, "row {i}");
+    }
+}
