@@ -100,6 +100,10 @@ impl Machine for ServerNegotiator {
 /// No byte after `<proceed/>` is ever read past silently: if the server sent any in the same
 /// read, that is [`Error::StartTlsInjection`]. Bytes the server sends later belong to the
 /// transport and reach TLS, where they can only break the handshake.
+///
+/// `S` may be a borrowed stream (`&mut TcpStream`) for callers that keep ownership. The
+/// connection itself (and its time-out) is the caller's; the timings count from the first
+/// byte sent. On failure, [`Failure::partial`] holds what the server had said.
 pub async fn negotiate<S>(
     mut stream: S,
     config: &Config,

@@ -87,7 +87,7 @@ pub(crate) struct XmlStream {
     received: usize,
     /// Whether a unit other than leading whitespace has been consumed.
     started: bool,
-    /// Whether the stream element has been opened (and not closed).
+    /// The open elements, the stream element first (its frame keeps no children).
     stack: Vec<Frame>,
     /// The stream header has been closed: nothing may follow.
     closed: bool,
