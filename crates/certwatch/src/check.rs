@@ -1,0 +1,622 @@
+//! The pipeline of one domain check: normalise and discover (certwatch-dns), probe every
+//! target and key type concurrently (certwatch-probe), judge (certwatch-core), and assemble
+//! the [`Report`].
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use certwatch_core::{
+    DnssecStatus, DomainVerdict, Endpoint, EndpointVerdict, FailureKind, KeySeen, MatchPolicy,
+    PinSource, PresentedChain, ProbeFailure, ProbeOutcome, ProbeTarget, UnixTime, Vantage, Verdict,
+    Warning, judge_endpoint, setup_advice,
+};
+use certwatch_dns::{AnswerKind, DomainName, Resolver, RrType};
+use certwatch_probe::{
+    CheckIsolation, ErrorClass, KeyRequest, Probe, ProbeError, ProbeErrorKind, Prober, Transport,
+};
+use futures::StreamExt as _;
+
+use crate::addresses::special_use_address;
+use crate::report::{EndpointReport, ProbeErrorReport, Report, SCHEMA_VERSION, Setup};
+use crate::{CheckError, CheckOptions};
+
+/// Checks one domain with these options (builds a [`Checker`] for the one call).
+pub async fn check(domain: &str, options: &CheckOptions) -> Result<Report, CheckError> {
+    Checker::new(options.clone())?.check(domain).await
+}
+
+/// A reusable checker: one resolver and one prober for many domains.
+#[derive(Debug, Clone)]
+pub struct Checker {
+    options: CheckOptions,
+    resolver: Resolver,
+    prober: Prober,
+}
+
+/// What one probe job produced, before judging.
+struct Seen {
+    address: IpAddr,
+    key_request: Option<KeyRequest>,
+    outcome: ProbeOutcome,
+    vantage: Option<Vantage>,
+    /// Set for a probe that failed before judging could use it (unproven key, private).
+    error: Option<ProbeErrorReport>,
+    /// A proven key (for the setup lines).
+    proven_spki: Option<[u8; 32]>,
+}
+
+impl Checker {
+    /// A checker. Fails on inconsistent options or an unusable resolver configuration or
+    /// trust anchor; nothing is sent yet.
+    pub fn new(options: CheckOptions) -> Result<Self, CheckError> {
+        options.validate()?;
+        let resolver =
+            Resolver::new(options.resolver_config()).map_err(CheckError::ResolverSetup)?;
+        let prober = Prober::new(options.transport.clone(), options.probe_options());
+        Ok(Checker {
+            options,
+            resolver,
+            prober,
+        })
+    }
+
+    /// The options.
+    pub fn options(&self) -> &CheckOptions {
+        &self.options
+    }
+
+    /// Checks one domain: discovery, probes of every address and key type (at most
+    /// [`CheckOptions::concurrency`] at once, on one Tor circuit isolation for the whole
+    /// check), judgement and setup advice.
+    ///
+    /// A verdict is data: a mismatch is `Ok(report)` with `verdict: mismatch`. Errors are
+    /// for an invalid domain and an unreachable or misconfigured resolver.
+    pub async fn check(&self, domain: &str) -> Result<Report, CheckError> {
+        let name = DomainName::normalise(domain).map_err(|source| CheckError::InvalidDomain {
+            input: domain.trim().to_owned(),
+            source,
+        })?;
+        let now = self.options.clock.now_unix();
+        let map = self
+            .resolver
+            .discover(name.as_str())
+            .await
+            .map_err(|source| match source {
+                certwatch_dns::Error::Name(source) => CheckError::InvalidDomain {
+                    input: domain.trim().to_owned(),
+                    source,
+                },
+                source => CheckError::Resolver {
+                    domain: name.as_str().to_owned(),
+                    source,
+                },
+            })?;
+        if map
+            .services
+            .iter()
+            .all(|s| s.srv.answer == AnswerKind::Failed)
+        {
+            self.check_resolver_reachable(name.as_str()).await?;
+        }
+
+        let endpoints: Vec<Endpoint> = map
+            .endpoints
+            .iter()
+            .filter(|ep| {
+                self.options
+                    .services
+                    .as_ref()
+                    .is_none_or(|s| s.contains(&ep.id.service))
+            })
+            .cloned()
+            .collect();
+
+        let seen = self.probe_all(&endpoints).await;
+        let policy_now = UnixTime::since_unix_epoch(Duration::from_secs(now));
+        let mut verdicts = Vec::new();
+        let mut entries = Vec::new();
+        let mut keys = Vec::new();
+        for (ep, seen) in endpoints.iter().zip(seen) {
+            let seen = tidy_key_types(seen);
+            let outcomes: Vec<(IpAddr, ProbeOutcome)> = seen
+                .iter()
+                .map(|s| (s.address, s.outcome.clone()))
+                .collect();
+            let policy = MatchPolicy::new(&ep.domain, &ep.id.target, policy_now);
+            let ev = judge_endpoint(ep, &outcomes, &policy);
+            entries.extend(entries_of(ep, &ev, &seen));
+            for (t, s) in ev.targets.iter().zip(&seen) {
+                if matches!(
+                    t.verdict,
+                    Verdict::NoRecords | Verdict::UnusableRecords | Verdict::NoDnssec
+                ) && let Some(spki) = s.proven_spki
+                {
+                    let k = KeySeen::new(&ep.id.target, ep.id.port, spki, PinSource::LiveProbe);
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+            }
+            verdicts.push(ev);
+        }
+        // A mismatch is an alert, not a setup matter: its endpoints get no setup lines.
+        let setup_endpoints: Vec<Endpoint> = endpoints
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, ev)| ev.verdict != Verdict::Mismatch)
+            .map(|(ep, _)| ep.clone())
+            .collect();
+        let advice = setup_advice(&setup_endpoints, &keys, self.options.ttl);
+
+        let mut warnings: Vec<Warning> = map.warnings.clone();
+        for ev in &verdicts {
+            warnings.extend(ev.warnings.iter().cloned());
+            for t in &ev.targets {
+                warnings.extend(t.warnings.iter().cloned());
+            }
+        }
+        warnings.extend(advice.warnings.iter().cloned());
+        let mut unique = std::collections::HashSet::new();
+        warnings.retain(|w| unique.insert(w.clone()));
+
+        let domain_verdict = DomainVerdict::new(name.as_str(), verdicts);
+        Ok(Report {
+            schema_version: SCHEMA_VERSION,
+            domain: name.as_str().to_owned(),
+            checked_at: rfc3339(now),
+            verdict: domain_verdict.verdict,
+            endpoints: entries,
+            confirmation: None,
+            setup: Setup {
+                zone_lines: advice.zone_lines,
+                advice: advice.advice,
+            },
+            warnings,
+            exit: Some(domain_verdict.exit_code()),
+        })
+    }
+
+    /// Every SRV lookup failed: asks for the root SOA to tell a dead resolver from a dead
+    /// zone.
+    async fn check_resolver_reachable(&self, domain: &str) -> Result<(), CheckError> {
+        let soa = RrType::Other(6);
+        let unreachable = match self.resolver.lookup(".", soa).await {
+            Ok(l) => l.answer == AnswerKind::Failed,
+            Err(_) => true,
+        };
+        if unreachable {
+            let servers = self
+                .options
+                .resolver
+                .servers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(CheckError::ResolverUnreachable {
+                domain: domain.to_owned(),
+                servers,
+            });
+        }
+        Ok(())
+    }
+
+    /// Probes every (endpoint, address, key type), at most `concurrency` at once, and returns
+    /// what was seen per endpoint, in address then key-type order.
+    async fn probe_all(&self, endpoints: &[Endpoint]) -> Vec<Vec<Seen>> {
+        let isolation = CheckIsolation::new();
+        let mut jobs = Vec::new();
+        let mut refused: Vec<(usize, usize, Seen)> = Vec::new();
+        for (e, ep) in endpoints.iter().enumerate() {
+            for (a, target) in ep.probe_targets().into_iter().enumerate() {
+                if !self.options.allow_private_targets
+                    && let Some(kind) = special_use_address(target.address)
+                {
+                    refused.push((e, a, private_refusal(&target, kind)));
+                    continue;
+                }
+                for kr in &self.options.key_requests {
+                    jobs.push((e, a, target.clone(), *kr));
+                }
+            }
+        }
+        let prober = &self.prober;
+        let isolation = &isolation;
+        let mut done: Vec<(usize, usize, usize, Seen)> =
+            futures::stream::iter(jobs.into_iter().enumerate())
+                .map(|(order, (e, a, target, kr))| async move {
+                    let result = prober.probe(&target, isolation, kr).await;
+                    (
+                        e,
+                        a,
+                        order,
+                        seen_of(&target, kr, result, prober.transport()),
+                    )
+                })
+                .buffer_unordered(self.options.concurrency)
+                .collect()
+                .await;
+        done.extend(refused.into_iter().map(|(e, a, s)| (e, a, 0, s)));
+        done.sort_by_key(|(e, a, order, _)| (*e, *a, *order));
+        let mut out: Vec<Vec<Seen>> = endpoints.iter().map(|_| Vec::new()).collect();
+        for (e, _, _, s) in done {
+            out[e].push(s);
+        }
+        out
+    }
+}
+
+/// The nominal vantage of a transport, for a probe that failed before its vantage was known.
+fn nominal_vantage(transport: &Transport) -> Vantage {
+    match transport {
+        Transport::Direct => Vantage::Direct,
+        Transport::Socks { .. } => Vantage::Socks,
+        #[allow(unreachable_patterns)]
+        _ => Vantage::Tor(None),
+    }
+}
+
+fn vantage_of(v: &certwatch_probe::Vantage) -> Vantage {
+    match v {
+        certwatch_probe::Vantage::Direct => Vantage::Direct,
+        certwatch_probe::Vantage::Socks { .. } => Vantage::Socks,
+        other => Vantage::Tor(other.exit_ip()),
+    }
+}
+
+fn private_refusal(target: &ProbeTarget, kind: &str) -> Seen {
+    let message = format!(
+        "{} ({} port {}): {} is a {kind} address; not probed (allow with --allow-private-targets)",
+        target.domain, target.id.target, target.id.port, target.address
+    );
+    Seen {
+        address: target.address,
+        key_request: None,
+        outcome: ProbeOutcome::Failed(ProbeFailure::new(
+            FailureKind::Inconclusive,
+            "private-address",
+            message.clone(),
+        )),
+        vantage: None,
+        error: Some(ProbeErrorReport::new("private-address", message)),
+        proven_spki: None,
+    }
+}
+
+/// The JSON class of a probe failure.
+fn error_class(kind: &ProbeErrorKind) -> &'static str {
+    match kind {
+        ProbeErrorKind::Refused => "refused",
+        ProbeErrorKind::Timeout { .. } => "timeout",
+        ProbeErrorKind::Network { .. } => "network",
+        ProbeErrorKind::Tor { .. } => "tor",
+        ProbeErrorKind::Socks { .. } => "socks",
+        ProbeErrorKind::TlsAlert { .. }
+        | ProbeErrorKind::TlsVersion { .. }
+        | ProbeErrorKind::TlsProtocol { .. } => "tls",
+        ProbeErrorKind::Xmpp { .. } => "xmpp",
+        ProbeErrorKind::TooLarge { .. } => "too-large",
+        ProbeErrorKind::UnprovenKey { .. } => "unproven-key",
+        ProbeErrorKind::KeyTypeNotOffered { .. } => "key-type-not-offered",
+        _ => "usage",
+    }
+}
+
+fn seen_of(
+    target: &ProbeTarget,
+    kr: KeyRequest,
+    result: Result<Probe, ProbeError>,
+    transport: &Transport,
+) -> Seen {
+    match result {
+        Ok(p) => {
+            let ders: Vec<Vec<u8>> = p.chain.iter().map(|c| c.der().to_vec()).collect();
+            let chain = PresentedChain::new(ders, true);
+            let proven_spki = chain.leaf_spki_sha256();
+            Seen {
+                address: target.address,
+                key_request: Some(kr),
+                outcome: ProbeOutcome::Presented(chain),
+                vantage: Some(vantage_of(&p.vantage)),
+                error: None,
+                proven_spki,
+            }
+        }
+        Err(e) => {
+            let vantage = Some(
+                e.vantage()
+                    .map_or_else(|| nominal_vantage(transport), vantage_of),
+            );
+            let class = error_class(e.kind());
+            let message = e.to_string();
+            let (outcome, error) = match e.class() {
+                ErrorClass::UnprovenKey => {
+                    let ders = e
+                        .unproven_chain()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|c| c.der().to_vec())
+                        .collect();
+                    (
+                        ProbeOutcome::Presented(PresentedChain::new(ders, false)),
+                        Some(ProbeErrorReport::new(class, message)),
+                    )
+                }
+                ErrorClass::ProtocolError | ErrorClass::KeyTypeNotOffered => (
+                    ProbeOutcome::Failed(ProbeFailure::new(FailureKind::Protocol, class, message)),
+                    None,
+                ),
+                _ => (
+                    ProbeOutcome::Failed(ProbeFailure::new(
+                        FailureKind::Inconclusive,
+                        class,
+                        message,
+                    )),
+                    None,
+                ),
+            };
+            Seen {
+                address: target.address,
+                key_request: Some(kr),
+                outcome,
+                vantage,
+                error,
+                proven_spki: None,
+            }
+        }
+    }
+}
+
+fn is_key_type_not_offered(s: &Seen) -> bool {
+    matches!(&s.outcome, ProbeOutcome::Failed(f) if f.class == "key-type-not-offered")
+}
+
+/// Per address: drops "no key of this type" results when another key type answered (a
+/// single-key server), and duplicate sightings of the same key. When no key type answered
+/// at all, one protocol error remains.
+fn tidy_key_types(seen: Vec<Seen>) -> Vec<Seen> {
+    let mut out: Vec<Seen> = Vec::new();
+    let mut addresses: Vec<IpAddr> = Vec::new();
+    for s in &seen {
+        if !addresses.contains(&s.address) {
+            addresses.push(s.address);
+        }
+    }
+    for addr in addresses {
+        let mine: Vec<&Seen> = seen.iter().filter(|s| s.address == addr).collect();
+        let any_other = mine.iter().any(|s| !is_key_type_not_offered(s));
+        let mut keys_seen: Vec<[u8; 32]> = Vec::new();
+        let mut kept_not_offered = false;
+        for s in mine {
+            if is_key_type_not_offered(s) {
+                if any_other || kept_not_offered {
+                    continue;
+                }
+                kept_not_offered = true;
+            }
+            if let Some(k) = s.proven_spki {
+                if keys_seen.contains(&k) {
+                    continue;
+                }
+                keys_seen.push(k);
+            }
+            out.push(Seen {
+                address: s.address,
+                key_request: s.key_request,
+                outcome: s.outcome.clone(),
+                vantage: s.vantage,
+                error: s.error.clone(),
+                proven_spki: s.proven_spki,
+            });
+        }
+    }
+    out
+}
+
+/// The JSON entries of one judged endpoint.
+fn entries_of(ep: &Endpoint, ev: &EndpointVerdict, seen: &[Seen]) -> Vec<EndpointReport> {
+    if ev.targets.is_empty() {
+        // No address to probe: one entry that carries what DNS said.
+        let status = [
+            &ep.srv_dnssec,
+            &ep.ipv4.dnssec,
+            &ep.ipv6.dnssec,
+            &ep.tlsa.dnssec,
+        ]
+        .into_iter()
+        .cloned()
+        .fold(DnssecStatus::Secure, DnssecStatus::combine);
+        return vec![EndpointReport {
+            service: ep.id.service,
+            target: ep.id.target.clone(),
+            port: ep.id.port,
+            address: None,
+            dnssec: status.state(),
+            dnssec_reason: status.reason().map(str::to_owned),
+            tlsa: ep.tlsa.records.clone(),
+            verdict: ev.verdict,
+            reason: Some(ev.reason),
+            presented_spki_sha256: None,
+            matched_record: None,
+            vantage: None,
+            key_type: None,
+            error: None,
+        }];
+    }
+    ev.targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let s = seen.get(i);
+            let error = s.and_then(|s| s.error.clone()).or_else(|| {
+                t.error
+                    .as_ref()
+                    .map(|f| ProbeErrorReport::new(f.class.clone(), f.message.clone()))
+            });
+            EndpointReport {
+                service: t.target.id.service,
+                target: t.target.id.target.clone(),
+                port: t.target.id.port,
+                address: Some(t.target.address),
+                dnssec: t.dnssec.state(),
+                dnssec_reason: t.dnssec.reason().map(str::to_owned),
+                tlsa: t.tlsa.clone(),
+                verdict: t.verdict,
+                reason: Some(t.reason),
+                presented_spki_sha256: t.presented_spki_sha256.clone(),
+                matched_record: t.matched_record.clone(),
+                vantage: s.and_then(|s| s.vantage),
+                key_type: t.key_type,
+                error,
+            }
+        })
+        .collect()
+}
+
+/// Unix seconds as RFC 3339 UTC.
+fn rfc3339(secs: u64) -> String {
+    let t = i64::try_from(secs).unwrap_or(i64::MAX);
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(addr: &str, class: &str, kind: FailureKind) -> Seen {
+        Seen {
+            address: addr.parse().unwrap(),
+            key_request: Some(KeyRequest::Rsa),
+            outcome: ProbeOutcome::Failed(ProbeFailure::new(kind, class, "x")),
+            vantage: Some(Vantage::Direct),
+            error: None,
+            proven_spki: None,
+        }
+    }
+
+    fn presented(addr: &str, key: u8) -> Seen {
+        Seen {
+            address: addr.parse().unwrap(),
+            key_request: Some(KeyRequest::Ec),
+            outcome: ProbeOutcome::Presented(PresentedChain::new(vec![vec![key]], true)),
+            vantage: Some(Vantage::Direct),
+            error: None,
+            proven_spki: Some([key; 32]),
+        }
+    }
+
+    #[test]
+    fn single_key_servers_do_not_report_the_missing_type() {
+        let out = tidy_key_types(vec![
+            presented("192.0.2.1", 1),
+            failed("192.0.2.1", "key-type-not-offered", FailureKind::Protocol),
+            failed("192.0.2.2", "key-type-not-offered", FailureKind::Protocol),
+            failed("192.0.2.2", "key-type-not-offered", FailureKind::Protocol),
+            presented("192.0.2.3", 2),
+            presented("192.0.2.3", 2),
+            failed("192.0.2.4", "timeout", FailureKind::Inconclusive),
+            failed("192.0.2.4", "key-type-not-offered", FailureKind::Protocol),
+        ]);
+        let summary: Vec<(String, bool)> = out
+            .iter()
+            .map(|s| (s.address.to_string(), s.proven_spki.is_some()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("192.0.2.1".to_owned(), true),
+                // Neither key type answered: one protocol error stays.
+                ("192.0.2.2".to_owned(), false),
+                // The same key through both requests counts once.
+                ("192.0.2.3".to_owned(), true),
+                ("192.0.2.4".to_owned(), false),
+            ]
+        );
+        assert!(matches!(&out[3].outcome, ProbeOutcome::Failed(f) if f.class == "timeout"));
+    }
+
+    #[test]
+    fn an_endpoint_without_addresses_has_one_entry_that_carries_dns() {
+        let mut ep = Endpoint::new(
+            "example.org",
+            certwatch_core::Service::C2sStarttls,
+            "example.org",
+            5222,
+        );
+        ep.srv_dnssec = DnssecStatus::bogus("RRSIG over the SRV RRset expired");
+        let policy = MatchPolicy::new(
+            "example.org",
+            "example.org",
+            UnixTime::since_unix_epoch(Duration::from_secs(1_800_000_000)),
+        );
+        let ev = judge_endpoint(&ep, &[], &policy);
+        let entries = entries_of(&ep, &ev, &[]);
+        assert_eq!(entries.len(), 1);
+        let e = &entries[0];
+        assert_eq!(e.address, None);
+        assert_eq!(e.verdict, Verdict::Bogus);
+        assert_eq!(e.reason, Some(certwatch_core::Reason::BogusSrv));
+        assert_eq!(e.dnssec, certwatch_core::DnssecState::Bogus);
+        assert_eq!(
+            e.dnssec_reason.as_deref(),
+            Some("RRSIG over the SRV RRset expired")
+        );
+        assert_eq!(e.vantage, None);
+    }
+
+    #[test]
+    fn a_refused_private_address_is_indeterminate_and_says_why() {
+        let mut ep = Endpoint::new(
+            "example.org",
+            certwatch_core::Service::S2sStarttls,
+            "xmpp.example.org",
+            5269,
+        );
+        ep.ipv4 = certwatch_core::AddressRrset::new(
+            DnssecStatus::Secure,
+            vec!["10.0.0.7".parse().unwrap()],
+        );
+        ep.tlsa = certwatch_core::TlsaRrset::new(
+            ep.id.tlsa_owner(),
+            DnssecStatus::Secure,
+            vec![format!("3 1 1 {}", "ab".repeat(32)).parse().unwrap()],
+        );
+        let target = ep.probe_targets().remove(0);
+        let seen = vec![private_refusal(&target, "private")];
+        let outcomes: Vec<_> = seen
+            .iter()
+            .map(|s| (s.address, s.outcome.clone()))
+            .collect();
+        let policy = MatchPolicy::new(
+            "example.org",
+            "xmpp.example.org",
+            UnixTime::since_unix_epoch(Duration::from_secs(1_800_000_000)),
+        );
+        let ev = judge_endpoint(&ep, &outcomes, &policy);
+        let entries = entries_of(&ep, &ev, &seen);
+        assert_eq!(entries.len(), 1);
+        let e = &entries[0];
+        assert_eq!(e.verdict, Verdict::Indeterminate);
+        assert_eq!(e.address, Some("10.0.0.7".parse().unwrap()));
+        let err = e.error.as_ref().unwrap();
+        assert_eq!(err.class, "private-address");
+        assert!(
+            err.message.contains("example.org") && err.message.contains("10.0.0.7"),
+            "{}",
+            err.message
+        );
+        assert_eq!(DomainVerdict::new("example.org", vec![ev]).exit_code(), 3);
+    }
+
+    #[test]
+    fn checked_at_is_rfc3339_utc() {
+        assert_eq!(rfc3339(1_800_000_000), "2027-01-15T08:00:00Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+}
