@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod check;
 mod records;
 
 /// Exit code for usage errors and invalid input.
@@ -28,6 +29,11 @@ enum Command {
     /// Works offline from the certificate or key file on the server. Exit 0 when printed,
     /// 3 on error.
     Records(records::RecordsArgs),
+    /// Check XMPP domains: probe every endpoint, address and key type, and compare the keys
+    /// with the DANE TLSA records of the DNSSEC-signed zone.
+    ///
+    /// Exit 0 match, 1 setup needed, 2 mismatch/bogus, 3 indeterminate or error.
+    Check(check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +51,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Records(args) => records::run(&args),
+        Command::Check(args) => return ExitCode::from(check::run(&args)),
     };
     match result {
         Ok(text) => {
