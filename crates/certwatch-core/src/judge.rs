@@ -212,7 +212,8 @@ pub struct TargetVerdict {
     pub verdict: Verdict,
     /// Why.
     pub reason: Reason,
-    /// True if the endpoint has a secure, non-empty TLSA RRset (DANE makes TLS mandatory).
+    /// True if DANE applies to this target and makes TLS mandatory: the SRV RRset, this
+    /// address's family and the TLSA RRset are secure, and the TLSA RRset is not empty.
     pub dane: bool,
     /// SHA-256 of the presented leaf's SubjectPublicKeyInfo, lowercase hex.
     pub presented_spki_sha256: Option<String>,
@@ -286,7 +287,11 @@ pub fn judge_target(
     outcome: &ProbeOutcome,
     policy: &MatchPolicy<'_>,
 ) -> TargetVerdict {
-    let dane = endpoint.tlsa.is_secure_nonempty();
+    // DANE applies (and makes TLS mandatory) only when SRV, this address family and the TLSA
+    // RRset are secure, and the TLSA RRset is not empty (RFC 7673).
+    let dane = endpoint.srv_dnssec.is_secure()
+        && endpoint.family_of(&address).dnssec.is_secure()
+        && endpoint.tlsa.is_secure_nonempty();
     let mut tv = TargetVerdict {
         target: ProbeTarget::new(&endpoint.domain, endpoint.id.clone(), address),
         dnssec: DnssecStatus::Secure,
@@ -412,7 +417,7 @@ pub struct EndpointVerdict {
     pub verdict: Verdict,
     /// The reason of the worst target (or of DNS when no address could be probed).
     pub reason: Reason,
-    /// True if the TLSA RRset is secure and non-empty.
+    /// True if DANE applies to the worst target (see [`TargetVerdict::dane`]).
     pub dane: bool,
     /// One entry per probe target and key type.
     pub targets: Vec<TargetVerdict>,
@@ -454,7 +459,6 @@ pub fn judge_endpoint(
     outcomes: &[(IpAddr, ProbeOutcome)],
     policy: &MatchPolicy<'_>,
 ) -> EndpointVerdict {
-    let dane = endpoint.tlsa.is_secure_nonempty();
     let mut targets: Vec<TargetVerdict> = outcomes
         .iter()
         .map(|(ip, o)| judge_target(endpoint, *ip, o, policy))
@@ -476,12 +480,13 @@ pub fn judge_endpoint(
             .filter(|w| w.code != WarningCode::UnusableRecord),
     );
     let worst = targets.iter().fold(None::<&TargetVerdict>, |w, t| match w {
-        Some(w) if w.verdict.rank(dane) >= t.verdict.rank(dane) => Some(w),
+        Some(w) if w.verdict.rank(w.dane) >= t.verdict.rank(t.dane) => Some(w),
         _ => Some(t),
     });
-    let (verdict, reason) = match worst {
-        Some(worst) => (worst.verdict, worst.reason),
+    let (verdict, reason, dane) = match worst {
+        Some(worst) => (worst.verdict, worst.reason, worst.dane),
         None => {
+            let dane = endpoint.srv_dnssec.is_secure() && endpoint.tlsa.is_secure_nonempty();
             // No address at all: DNS decides (the worse family), else there is nothing to
             // connect to.
             let families = [IpAddr::from([0u8; 4]), IpAddr::from([0u16; 8])];
@@ -493,13 +498,13 @@ pub fn judge_endpoint(
                     _ => Some((v, r)),
                 });
             match gate {
-                Some(vr) => vr,
+                Some((v, r)) => (v, r, dane),
                 None => {
                     warnings.push(Warning::new(
                         WarningCode::NoAddresses,
                         format!("{} has no A or AAAA records", endpoint.id.target),
                     ));
-                    (Verdict::Indeterminate, Reason::NoAddresses)
+                    (Verdict::Indeterminate, Reason::NoAddresses, dane)
                 }
             }
         }

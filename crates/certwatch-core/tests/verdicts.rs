@@ -653,6 +653,18 @@ fn cases(w: &World) -> Vec<Case> {
             None,
             2,
         ),
+        Case {
+            dns: |e| e.srv_dnssec = DnssecStatus::Insecure,
+            ..c(
+                "no STARTTLS where DANE does not apply (insecure SRV)",
+                vec![ee.clone()],
+                failed(FailureKind::Protocol),
+                Verdict::ProtocolError,
+                Reason::ProtocolViolation,
+                None,
+                3,
+            )
+        },
         c(
             "timeout with no TLSA records",
             vec![],
