@@ -181,7 +181,7 @@ impl Session {
         match worst {
             Proof::Secure => DnssecStatus::Secure,
             Proof::Insecure => DnssecStatus::Insecure,
-            Proof::Bogus => DnssecStatus::bogus(self.explain(owner, rtype).await),
+            Proof::Bogus => self.bogus_or_unsupported(owner, rtype).await,
             Proof::Indeterminate => DnssecStatus::indeterminate(format!(
                 "the DNSSEC chain for {owner} {rtype} could not be fetched"
             )),
@@ -223,13 +223,18 @@ impl Session {
                                 self.config.nsec3_hard_limit
                             ))
                         }
-                        _ => DnssecStatus::bogus(self.explain_denial(name, rtype, &response).await),
+                        _ => match self.no_dnssec_upstream(name, rtype).await {
+                            Some(reason) => DnssecStatus::indeterminate(reason),
+                            None => DnssecStatus::bogus(
+                                self.explain_denial(name, rtype, &response).await,
+                            ),
+                        },
                     },
                     Proof::Indeterminate => DnssecStatus::indeterminate(format!(
                         "the denial of {name} {rtype} could not be validated"
                     )),
                 };
-                let answer = if matches!(status, DnssecStatus::Bogus { .. }) {
+                let answer = if !matches!(status, DnssecStatus::Secure | DnssecStatus::Insecure) {
                     AnswerKind::Failed
                 } else {
                     answer
@@ -238,7 +243,7 @@ impl Session {
             }
             NetError::Dns(DnsError::DnssecBogus) => (
                 AnswerKind::Failed,
-                DnssecStatus::bogus(self.explain(name, rtype).await),
+                self.bogus_or_unsupported(name, rtype).await,
                 Vec::new(),
             ),
             NetError::Dns(DnsError::ResponseCode(rc)) => (
@@ -264,6 +269,49 @@ impl Session {
                 DnssecStatus::indeterminate(format!("{name} {rtype}: {other}")),
                 Vec::new(),
             ),
+        }
+    }
+
+    /// Bogus with its explanation, unless the server does not speak DNSSEC at all: then
+    /// the fault is the checker's resolver, not the domain, and nothing is known.
+    async fn bogus_or_unsupported(&self, owner: &Name, rtype: RecordType) -> DnssecStatus {
+        match self.no_dnssec_upstream(owner, rtype).await {
+            Some(reason) => DnssecStatus::indeterminate(reason),
+            None => DnssecStatus::bogus(self.explain(owner, rtype).await),
+        }
+    }
+
+    /// `Some(reason)` when the answer to this question came without the DO bit (RFC 3225):
+    /// the server strips DNSSEC records, so validation failures say nothing about the zone.
+    async fn no_dnssec_upstream(&self, owner: &Name, rtype: RecordType) -> Option<String> {
+        let advice = "configure a DNSSEC-aware resolver; nothing can be concluded about the zone";
+        let no_do = |m: &DnsResponse| !m.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+        if let Ok(r) = self.wire.raw(owner, rtype).await
+            && no_do(&r)
+        {
+            return Some(format!(
+                "the DNS server answered {owner} {rtype} without DNSSEC records (no DO bit, RFC 3225): {advice}"
+            ));
+        }
+        // hickory's name-server pool hands negative answers over without their OPT record,
+        // so also look at the root DNSKEY answer that every validation starts from.
+        let root = Name::root();
+        match self.wire.raw(&root, RecordType::DNSKEY).await {
+            Ok(r)
+                if no_do(&r)
+                    || !r
+                        .answers
+                        .iter()
+                        .any(|a| a.record_type() == RecordType::DNSKEY) =>
+            {
+                Some(format!(
+                    "the DNS server returns the root DNSKEY RRset without DNSSEC records: {advice}"
+                ))
+            }
+            Err(NetError::Dns(DnsError::NoRecordsFound(_))) => Some(format!(
+                "the DNS server denies that the root has a DNSKEY RRset, so it cannot serve DNSSEC: {advice}"
+            )),
+            _ => None,
         }
     }
 

@@ -28,6 +28,8 @@ enum Mode {
     Refused,
     /// Random bytes.
     Garbage,
+    /// NXDOMAIN for everything, without EDNS: a resolver that knows nothing of DNSSEC.
+    NxNoDnssec,
 }
 
 fn answer(mode: Mode, query: &[u8]) -> Vec<u8> {
@@ -43,6 +45,7 @@ fn answer(mode: Mode, query: &[u8]) -> Vec<u8> {
     m.add_query(question.clone());
     match mode {
         Mode::ServFail => m.metadata.response_code = ResponseCode::ServFail,
+        Mode::NxNoDnssec => m.metadata.response_code = ResponseCode::NXDomain,
         Mode::Refused => m.metadata.response_code = ResponseCode::Refused,
         Mode::WrongId => {
             m.metadata.id = q.metadata.id.wrapping_add(1);
@@ -257,4 +260,19 @@ async fn a_rejected_name_sends_no_packet() {
     let mut buf = [0u8; 512];
     let got = tokio::time::timeout(Duration::from_millis(200), udp.recv_from(&mut buf)).await;
     assert!(got.is_err(), "a packet was sent for a rejected name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolver_without_dnssec_is_indeterminate_not_bogus() {
+    // Blaming the domain (bogus) for the checker's own resolver would be a false alarm.
+    let l = lookup_bounded(Mode::NxNoDnssec).await;
+    assert_eq!(l.answer, AnswerKind::Failed, "{l:?}");
+    assert_eq!(l.dnssec.state(), DnssecState::Indeterminate, "{l:?}");
+    assert!(
+        l.dnssec
+            .reason()
+            .unwrap_or_default()
+            .contains("DNSSEC-aware"),
+        "{l:?}"
+    );
 }
