@@ -312,6 +312,7 @@ async fn run_on<S: ProbeIo>(
         })
     })?;
     io.set_bound(opts.max_handshake_bytes);
+    let handshake_bytes = io.phase_bytes();
     let t1 = Instant::now();
     let connector = tokio_rustls::TlsConnector::from(config);
     let result = timeout(opts.handshake_timeout, connector.connect(server_name, io)).await;
@@ -337,7 +338,10 @@ async fn run_on<S: ProbeIo>(
                 after: opts.handshake_timeout,
             }));
         }
-        Ok(Err(e)) => return Err(fail(tls_error(e, key_request))),
+        Ok(Err(e)) => {
+            let answered = handshake_bytes.load(std::sync::atomic::Ordering::Relaxed) > 0;
+            return Err(fail(tls_error(e, key_request, answered)));
+        }
         Ok(Ok(tls)) => tls,
     };
     let scheme = match signature {
@@ -437,9 +441,23 @@ fn io_error(phase: Phase, e: std::io::Error) -> ProbeErrorKind {
     ProbeErrorKind::Network { phase, source: e }
 }
 
-fn tls_error(e: std::io::Error, key_request: KeyRequest) -> ProbeErrorKind {
+/// Classifies a failed handshake. `answered`: the server sent at least one byte of TLS.
+fn tls_error(e: std::io::Error, key_request: KeyRequest, answered: bool) -> ProbeErrorKind {
     use rustls::{AlertDescription as A, Error as E, PeerIncompatible as P};
     let Some(tls) = e.get_ref().and_then(|r| r.downcast_ref::<E>()) else {
+        // OpenSSL-based servers (ejabberd's fast_tls, for one) close the connection without
+        // an alert when they hold no key for the offered signature schemes.
+        if e.kind() == std::io::ErrorKind::UnexpectedEof
+            && !answered
+            && key_request != KeyRequest::Any
+        {
+            return ProbeErrorKind::KeyTypeNotOffered {
+                key_request,
+                detail: "the server closed the connection without answering a ClientHello \
+                         that offered only these signature schemes"
+                    .into(),
+            };
+        }
         return io_error(Phase::Handshake, e);
     };
     match tls {

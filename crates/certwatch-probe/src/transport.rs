@@ -245,6 +245,8 @@ pub(crate) struct Guarded<S> {
     dirty: bool,
     read: usize,
     limit: usize,
+    /// Bytes read in the current phase, readable after the stream is consumed.
+    phase_bytes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The marker error of [`Guarded`] when the byte bound is exceeded.
@@ -259,6 +261,7 @@ impl<S> Guarded<S> {
             dirty: false,
             read: 0,
             limit,
+            phase_bytes: Default::default(),
         }
     }
 
@@ -266,6 +269,12 @@ impl<S> Guarded<S> {
     pub(crate) fn set_bound(&mut self, limit: usize) {
         self.read = 0;
         self.limit = limit;
+        self.phase_bytes = Default::default();
+    }
+
+    /// A handle on the count of bytes read in the current phase.
+    pub(crate) fn phase_bytes(&self) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+        self.phase_bytes.clone()
     }
 }
 
@@ -295,6 +304,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
         if let Poll::Ready(Ok(())) = r {
             buf.advance(n);
             this.read += n;
+            this.phase_bytes
+                .store(this.read, std::sync::atomic::Ordering::Relaxed);
         }
         r
     }

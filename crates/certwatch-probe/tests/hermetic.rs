@@ -416,3 +416,29 @@ async fn starttls_injection_and_missing_starttls_are_xmpp_protocol_errors() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_server_that_closes_on_a_missing_key_type_is_not_offered() {
+    let pki = Pki::new();
+    let leaf = pki.leaf(Alg::P256);
+    let srv = spawn(
+        Mode::DirectEcOrClose,
+        server_config(Arc::new(Fixed(leaf.certified())), false),
+    )
+    .await;
+    let t = target(Service::C2sDirect, srv.addr);
+    let results = direct().probe_all_keys(&t, &CheckIsolation::new()).await;
+    assert_eq!(
+        results[0].as_ref().unwrap().leaf_spki_sha256_hex().unwrap(),
+        leaf.spki_sha256
+    );
+    let e = results[1].as_ref().unwrap_err();
+    assert_eq!(e.class(), ErrorClass::KeyTypeNotOffered, "{e}");
+    // With every scheme offered, the server answers with its EC key.
+    let scheme = direct()
+        .probe(&t, &CheckIsolation::new(), KeyRequest::Any)
+        .await
+        .map(|p| p.tls.signature_scheme)
+        .unwrap();
+    assert_eq!(scheme, "ECDSA_NISTP256_SHA256");
+}

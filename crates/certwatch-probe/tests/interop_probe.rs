@@ -83,6 +83,12 @@ async fn ejabberd_direct_ec_key_and_no_starttls_server() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.leaf_spki_sha256_hex().unwrap(), spki(&env, "ejabberd-ec"));
+    // ejabberd (OpenSSL) closes without an alert when asked for a key it does not have.
+    let e = prober
+        .probe(&t, &CheckIsolation::new(), KeyRequest::Rsa)
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::KeyTypeNotOffered, "{e}");
 
     let addr: IpAddr = env.str("xmpp.notls.address").unwrap().parse().unwrap();
     let port = env.u64("xmpp.notls.c2s").unwrap() as u16;

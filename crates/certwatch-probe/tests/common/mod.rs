@@ -145,6 +145,9 @@ pub enum Mode {
     Starttls,
     /// STARTTLS on a server-to-server stream, through certwatch-xmpp's acceptor.
     StarttlsS2s,
+    /// Direct TLS that closes the connection without an alert when the ClientHello offers no
+    /// ECDSA scheme, as OpenSSL-based servers (ejabberd) with only an EC key do.
+    DirectEcOrClose,
 }
 
 #[derive(Default, Debug)]
@@ -189,8 +192,28 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     config: Arc<ServerConfig>,
     stats: Arc<Stats>,
 ) -> std::io::Result<()> {
+    if mode == Mode::DirectEcOrClose {
+        let acceptor = rustls::server::Acceptor::default();
+        let start = tokio_rustls::LazyConfigAcceptor::new(acceptor, io).await?;
+        let ec = start.client_hello().signature_schemes().iter().any(|s| {
+            matches!(
+                s,
+                SignatureScheme::ECDSA_NISTP256_SHA256 | SignatureScheme::ECDSA_NISTP384_SHA384
+            )
+        });
+        if !ec {
+            return Ok(()); // drop: EOF, no alert
+        }
+        let mut tls = start.into_stream(config).await?;
+        stats.handshakes.fetch_add(1, Ordering::SeqCst);
+        let mut buf = [0u8; 256];
+        if let Ok(0) = tls.read(&mut buf).await {
+            stats.clean_closes.fetch_add(1, Ordering::SeqCst);
+        }
+        return Ok(());
+    }
     let io = match mode {
-        Mode::Direct => io,
+        Mode::Direct | Mode::DirectEcOrClose => io,
         Mode::Starttls | Mode::StarttlsS2s => {
             let kind = if mode == Mode::Starttls {
                 certwatch_xmpp::StreamKind::Client
