@@ -96,11 +96,21 @@ fn answer(mode: Mode, query: &[u8]) -> Vec<u8> {
     m.to_vec().unwrap_or_default()
 }
 
+/// A UDP socket and a TCP listener on the same free loopback port.
+async fn bind_pair() -> (UdpSocket, TcpListener, SocketAddr) {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            return (udp, tcp, addr);
+        }
+    }
+    panic!("no free UDP+TCP port pair on 127.0.0.1");
+}
+
 /// A UDP and TCP server on one loopback port answering every query in `mode`.
 async fn hostile(mode: Mode) -> SocketAddr {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    let (udp, tcp, addr) = bind_pair().await;
     tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         while let Ok((n, peer)) = udp.recv_from(&mut buf).await {

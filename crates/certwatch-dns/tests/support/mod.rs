@@ -292,9 +292,7 @@ pub async fn start(children: Vec<ZoneSpec>, delay: Duration) -> Fixture {
         ),
     ));
 
-    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
-    let addr = udp.local_addr().expect("local addr");
-    let tcp = TcpListener::bind(addr).await.expect("bind tcp");
+    let (udp, tcp, addr) = bind_pair().await;
     let mut server = Server::new(Router { zones, delay });
     server.register_socket(udp);
     server.register_listener(tcp, Duration::from_secs(5), 64);
@@ -304,6 +302,19 @@ pub async fn start(children: Vec<ZoneSpec>, delay: Duration) -> Fixture {
         root_ds,
         _server: server,
     }
+}
+
+/// A UDP socket and a TCP listener on the same free loopback port (retrying when the UDP
+/// port's TCP twin is taken).
+pub async fn bind_pair() -> (UdpSocket, TcpListener, SocketAddr) {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
+        let addr = udp.local_addr().expect("local addr");
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            return (udp, tcp, addr);
+        }
+    }
+    panic!("no free UDP+TCP port pair on 127.0.0.1");
 }
 
 fn zone(
