@@ -286,3 +286,27 @@ async fn a_resolver_without_dnssec_is_indeterminate_not_bogus() {
         "{l:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_is_indeterminate_within_the_deadline() {
+    // Bound, never read: every query times out (TCP connects are refused).
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = udp.local_addr().unwrap();
+    let started = Instant::now();
+    let map = resolver(addr).discover("example.org").await.unwrap();
+    let elapsed = started.elapsed();
+    // Per-RRset deadline 3 s; SRV and CAA run side by side, nothing after a failed SRV.
+    assert!(elapsed < Duration::from_secs(8), "{elapsed:?}");
+    for s in &map.services {
+        assert_eq!(s.srv.answer, AnswerKind::Failed);
+        assert_eq!(
+            s.srv.dnssec.state(),
+            DnssecState::Indeterminate,
+            "{:?}",
+            s.srv
+        );
+        assert!(!s.srv.is_proven_absent());
+    }
+    assert!(map.caa.advice[0].contains("failed"), "{:?}", map.caa.advice);
+    drop(udp);
+}
