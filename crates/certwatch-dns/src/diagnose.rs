@@ -295,3 +295,79 @@ impl Session {
         self.sig_fault(zone, RecordType::DNSKEY, &key_records, &sigs, &keys)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+    use std::sync::Arc;
+
+    use hickory_proto::dnssec::rdata::SigInput;
+    use hickory_proto::dnssec::{Algorithm, TrustAnchors};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{RData, Record, SerialNumber};
+
+    use super::*;
+    use crate::{FixedClock, ResolverConfig};
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn session() -> Session {
+        // Nothing is sent: sig_fault only looks at the records it is given.
+        let config = ResolverConfig::new(vec!["127.0.0.1:9".parse().unwrap()])
+            .with_clock(Arc::new(FixedClock(NOW)));
+        let wire = crate::wire::Wire::new(crate::wire::pool(&config).unwrap());
+        Session::new(wire, Arc::new(TrustAnchors::empty()), Arc::new(config))
+    }
+
+    fn rrsig(alg: Algorithm, inception: u64, expiration: u64) -> RRSIG {
+        RRSIG::from_sig(
+            SigInput {
+                type_covered: RecordType::A,
+                algorithm: alg,
+                num_labels: 2,
+                original_ttl: 300,
+                sig_expiration: SerialNumber::new(u32::try_from(expiration).unwrap()),
+                sig_inception: SerialNumber::new(u32::try_from(inception).unwrap()),
+                key_tag: 4242,
+                signer_name: Name::from_str("example.test.").unwrap(),
+            },
+            vec![0; 64],
+        )
+    }
+
+    fn fault(sig: RRSIG) -> Option<String> {
+        let owner = Name::from_str("xmpp.example.test.").unwrap();
+        let records = [Record::from_rdata(
+            owner.clone(),
+            300,
+            RData::A(A::new(192, 0, 2, 1)),
+        )];
+        session().sig_fault(&owner, RecordType::A, &records, &[sig], &[])
+    }
+
+    #[tokio::test]
+    async fn reasons_name_the_rrset_the_key_and_the_date() {
+        let r = fault(rrsig(Algorithm::from_u8(253), NOW - 10, NOW + 10)).unwrap();
+        assert!(
+            r.starts_with("unsupported algorithm") && r.contains("253"),
+            "{r}"
+        );
+
+        let r = fault(rrsig(Algorithm::ECDSAP256SHA256, NOW - 100, NOW - 1)).unwrap();
+        assert!(r.starts_with("expired RRSIG"), "{r}");
+        assert!(
+            r.contains("xmpp.example.test. A") && r.contains("key tag 4242"),
+            "{r}"
+        );
+        assert!(r.contains("2027-01-15T07:59:59Z"), "{r}");
+
+        let r = fault(rrsig(Algorithm::ECDSAP256SHA256, NOW + 3600, NOW + 7200)).unwrap();
+        assert!(
+            r.starts_with("RRSIG not yet valid") && r.contains("2027-01-15T09:00:00Z"),
+            "{r}"
+        );
+
+        let r = fault(rrsig(Algorithm::ECDSAP256SHA256, NOW - 10, NOW + 10)).unwrap();
+        assert!(r.contains("publishes no such DNSKEY"), "{r}");
+    }
+}
