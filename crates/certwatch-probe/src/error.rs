@@ -47,8 +47,10 @@ pub enum ErrorClass {
     /// The server presented a chain but did not prove it holds the key: core's `mismatch`
     /// with reason `unproven-key`.
     UnprovenKey,
-    /// The server has no key of the probed type (it refused every offered signature scheme).
-    /// Not a verdict by itself: another key type may answer.
+    /// The server has no key of the probed type: it refused a ClientHello that offered only
+    /// that type's signature schemes (an alert, or, as OpenSSL-based servers do, a close
+    /// without a single TLS byte). Not a verdict by itself: another key type may answer; if
+    /// no key type answers, the caller decides (the server then speaks no usable TLS).
     KeyTypeNotOffered,
     /// The probe could not be attempted as asked (for example a domain that is not a valid
     /// TLS server name).

@@ -18,7 +18,8 @@ use certwatch_core::ProbeTarget;
 pub struct ProbeOptions {
     /// Budget for opening the connection (including a Tor circuit and stream).
     pub connect_timeout: Duration,
-    /// Budget for the XMPP negotiation up to `<proceed/>` (STARTTLS services).
+    /// Budget for the XMPP negotiation up to `<proceed/>` (STARTTLS services); no single
+    /// read or write may wait more than 10 s of it.
     pub xmpp_timeout: Duration,
     /// Budget for the TLS handshake.
     pub handshake_timeout: Duration,

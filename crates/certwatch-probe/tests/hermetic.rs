@@ -28,7 +28,7 @@ fn direct() -> Prober {
 
 /// Waits (bounded) until the server counted a clean close.
 async fn clean_closes(stats: &common::Stats, want: usize) -> usize {
-    for _ in 0..200 {
+    for _ in 0..1000 {
         let n = stats.clean_closes.load(Ordering::SeqCst);
         if n >= want {
             return n;
