@@ -52,6 +52,7 @@ mod clock;
 mod config;
 mod diagnose;
 mod discover;
+mod ede;
 mod error;
 mod lookup;
 mod name;

@@ -246,11 +246,27 @@ impl Session {
                 self.bogus_or_unsupported(name, rtype).await,
                 Vec::new(),
             ),
-            NetError::Dns(DnsError::ResponseCode(rc)) => (
-                AnswerKind::Failed,
-                DnssecStatus::indeterminate(format!("the server answered {rc} for {name} {rtype}")),
-                Vec::new(),
-            ),
+            NetError::Dns(DnsError::ResponseCode(rc)) => {
+                // RFC 8914: the upstream may say why (unauthenticated: explanation only).
+                let ede = match self.config.servers.first() {
+                    Some(server) => {
+                        crate::ede::fetch(*server, name, rtype, self.config.timeout).await
+                    }
+                    None => Vec::new(),
+                };
+                let why = if ede.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", ede.join("; "))
+                };
+                (
+                    AnswerKind::Failed,
+                    DnssecStatus::indeterminate(format!(
+                        "the server answered {rc} for {name} {rtype}{why}"
+                    )),
+                    Vec::new(),
+                )
+            }
             NetError::Dns(DnsError::NoRecordsFound(nr)) => (
                 AnswerKind::Failed,
                 DnssecStatus::indeterminate(format!(

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use certwatch_core::DnssecState;
 use certwatch_dns::{AnswerKind, Resolver, ResolverConfig, RrType, ServiceOutcome};
-use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::op::{Edns, Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{Name, RData, Record};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -30,6 +31,8 @@ enum Mode {
     Garbage,
     /// NXDOMAIN for everything, without EDNS: a resolver that knows nothing of DNSSEC.
     NxNoDnssec,
+    /// SERVFAIL with an RFC 8914 extended error (22, No Reachable Authority).
+    ServFailEde,
 }
 
 fn answer(mode: Mode, query: &[u8]) -> Vec<u8> {
@@ -46,6 +49,14 @@ fn answer(mode: Mode, query: &[u8]) -> Vec<u8> {
     match mode {
         Mode::ServFail => m.metadata.response_code = ResponseCode::ServFail,
         Mode::NxNoDnssec => m.metadata.response_code = ResponseCode::NXDomain,
+        Mode::ServFailEde => {
+            m.metadata.response_code = ResponseCode::ServFail;
+            let mut edns = Edns::new();
+            let mut data = 22u16.to_be_bytes().to_vec();
+            data.extend_from_slice(b"at 192.0.2.53");
+            edns.options_mut().insert(EdnsOption::Unknown(15, data));
+            m.edns = Some(edns);
+        }
         Mode::Refused => m.metadata.response_code = ResponseCode::Refused,
         Mode::WrongId => {
             m.metadata.id = q.metadata.id.wrapping_add(1);
@@ -309,4 +320,15 @@ async fn a_silent_server_is_indeterminate_within_the_deadline() {
     }
     assert!(map.caa.advice[0].contains("failed"), "{:?}", map.caa.advice);
     drop(udp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servfail_carries_the_extended_dns_error() {
+    let l = lookup_bounded(Mode::ServFailEde).await;
+    assert_eq!(l.dnssec.state(), DnssecState::Indeterminate);
+    let reason = l.dnssec.reason().unwrap_or_default();
+    assert!(
+        reason.contains("EDE 22 (No Reachable Authority): at 192.0.2.53"),
+        "{reason}"
+    );
 }
