@@ -497,7 +497,7 @@ pub(crate) fn wildcard_expansion_proven(
     })
 }
 
-/// Runs the crate's own interpretation of a DNS response (referral detection, the wildcard
+/// Runs the crate's own interpretation of a DNS response (EDE options, referral detection, the wildcard
 /// and positive-answer proof check, NSEC3 iteration scan, record display) over wire bytes.
 /// For the `dns_message` fuzz target and its corpus replay; not part of the API.
 #[doc(hidden)]
@@ -505,6 +505,7 @@ pub fn fuzz_response(bytes: &[u8]) {
     let Ok(msg) = hickory_proto::op::Message::from_vec(bytes) else {
         return;
     };
+    let _ = crate::ede::extended_errors(&msg);
     let Ok(resp) = DnsResponse::from_message(msg) else {
         return;
     };
