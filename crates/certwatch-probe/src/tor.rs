@@ -60,6 +60,23 @@ pub struct BootstrapProgress {
 ///
 /// Streams connect to IP addresses only (the exit never resolves a name) and record the
 /// exit relay of their circuit.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use certwatch_probe::{ProbeOptions, Prober, TorTransport, Transport};
+///
+/// // The public network; or `TorTransport::config_from_toml(&text, "arti.toml")?`.
+/// let config = TorTransport::public_network_config();
+/// let tor = TorTransport::bootstrap(config, Duration::from_secs(120), |p| {
+///     eprintln!("Tor bootstrap {:.0}%: {}", p.fraction * 100.0, p.message);
+/// })
+/// .await?;
+/// let prober = Prober::new(Transport::Tor(tor), ProbeOptions::default());
+/// # let _ = prober;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct TorTransport {
     client: Arc<TorClient<PreferredRuntime>>,

@@ -72,6 +72,15 @@ async fn direct_tls_captures_a_p256_chain_with_alpn_and_sni_and_closes_politely(
     let json = serde_json::to_value(&p).unwrap();
     assert_eq!(json["tls"]["version"], "TLSv1.3");
     assert_eq!(json["key_request"], "ec");
+    assert_eq!(json["vantage"]["transport"], "direct");
+    assert!(json["timings"]["handshake_us"].is_u64());
+    // Round trip (timings are kept to the microsecond).
+    let back: certwatch_probe::Probe = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&back).unwrap(), json);
+    assert_eq!(
+        (&back.chain, &back.tls, &back.target),
+        (&p.chain, &p.tls, &p.target)
+    );
 }
 
 #[tokio::test]
