@@ -334,7 +334,7 @@ mod tests {
     }
 
     #[test]
-    fn config_offers_only_the_key_request_and_never_resumes() {
+    fn config_sets_alpn_and_sni() {
         let (config, _) = client_config(KeyRequest::Rsa, Some("xmpp-client")).unwrap();
         assert_eq!(config.alpn_protocols, vec![b"xmpp-client".to_vec()]);
         assert!(config.enable_sni);
