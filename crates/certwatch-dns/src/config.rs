@@ -74,7 +74,7 @@ pub struct ResolverConfig {
     pub expiry_fraction: f64,
     /// ...and less than this much time.
     pub expiry_window: Duration,
-    /// The clock used for expiry warnings and bogus explanations.
+    /// The clock used for signature validation, expiry warnings and bogus explanations.
     pub clock: Arc<dyn Clock>,
 }
 

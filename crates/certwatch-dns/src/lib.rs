@@ -43,7 +43,8 @@
 //!
 //! The library reads no environment variables and no files on its own;
 //! [`ResolverConfig::from_system`] is the one named constructor that reads the system's
-//! resolver configuration. Time for expiry warnings is injected through [`Clock`].
+//! resolver configuration. Time is injected through [`Clock`]: signature validation, expiry
+//! warnings and bogus explanations all read it.
 #![forbid(unsafe_code)]
 
 mod anchors;
@@ -58,6 +59,7 @@ mod lookup;
 mod name;
 mod resolver;
 mod rrset;
+mod runtime;
 mod wire;
 
 pub use caa::{CaaIssuer, CaaReport, advice as caa_advice, parse_issue_value};

@@ -96,8 +96,12 @@ impl Resolver {
     /// sends no packet.
     pub async fn discover(&self, domain: &str) -> Result<ServiceMap, Error> {
         let d = DomainName::normalise(domain)?;
-        let s = self.session().await?;
-        Ok(s.discover(&d).await)
+        let clock = self.config.clock.clone();
+        crate::runtime::with_clock(clock, async {
+            let s = self.session().await?;
+            Ok(s.discover(&d).await)
+        })
+        .await
     }
 
     /// Looks up one RRset (following CNAMEs) with its status, in a fresh session.
@@ -111,7 +115,11 @@ impl Resolver {
             })
         })?;
         n.set_fqdn(true);
-        let s = self.session().await?;
-        Ok(s.lookup(&n, rtype.into()).await)
+        let clock = self.config.clock.clone();
+        crate::runtime::with_clock(clock, async {
+            let s = self.session().await?;
+            Ok(s.lookup(&n, rtype.into()).await)
+        })
+        .await
     }
 }

@@ -158,7 +158,8 @@ fn ms(d: Duration) -> u64 {
 
 impl DnsHandle for Wire {
     type Response = Pin<Box<dyn Stream<Item = RawResult> + Send>>;
-    type Runtime = TokioRuntimeProvider;
+    // Only the validator's clock differs from the pool's runtime (see `runtime.rs`).
+    type Runtime = crate::runtime::ClockRuntime;
 
     fn send(&self, request: DnsRequest) -> Self::Response {
         let fut = self.fetch(request);

@@ -451,3 +451,60 @@ async fn a_check_costs_two_sequential_round_trips_plus_the_chain() {
     keys.dedup();
     assert_eq!(keys.len(), n);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_uses_the_injected_clock() {
+    let f = fixture().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at = |t: u64| {
+        let mut c = ResolverConfig::new(vec![f.addr])
+            .with_trust_anchor(TrustAnchor::DnskeyText(f.root_dnskey.clone()))
+            .with_clock(std::sync::Arc::new(FixedClock(t)));
+        c.lookup_deadline = Duration::from_secs(5);
+        Resolver::new(c).unwrap()
+    };
+    // 60 days on, the 30-day signatures have expired.
+    let map = at(now + 60 * 86400).discover("good.test").await.unwrap();
+    for s in &map.services {
+        assert_eq!(
+            s.srv.dnssec.state(),
+            DnssecState::Bogus,
+            "{:?}",
+            s.srv.dnssec
+        );
+        assert!(
+            s.srv
+                .dnssec
+                .reason()
+                .unwrap_or_default()
+                .contains("expired RRSIG"),
+            "{:?}",
+            s.srv.dnssec
+        );
+    }
+    // A day before they were made, they are not yet valid.
+    let map = at(now - 86400).discover("good.test").await.unwrap();
+    for s in &map.services {
+        assert_eq!(
+            s.srv.dnssec.state(),
+            DnssecState::Bogus,
+            "{:?}",
+            s.srv.dnssec
+        );
+        assert!(
+            s.srv
+                .dnssec
+                .reason()
+                .unwrap_or_default()
+                .contains("not yet valid"),
+            "{:?}",
+            s.srv.dnssec
+        );
+    }
+    // Now, secure.
+    let map = at(now).discover("good.test").await.unwrap();
+    assert!(map.endpoints.iter().all(|e| e.tlsa.is_secure_nonempty()));
+}
