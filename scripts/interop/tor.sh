@@ -1,8 +1,10 @@
 # The tor part of the interop environment: a private Tor network on loopback.
 # shellcheck shell=bash
 #
-# - Three relays (Debian's `tor`), each a v3 directory authority AND a guard AND an exit, each on
-#   its own loopback address (127.0.0.11, .12, .13), so that the exits have distinct IPs.
+# - Three relays (Debian's `tor`), each a v3 directory authority AND an exit, each on its own
+#   loopback address (127.0.0.11, .12, .13), so that the exits have distinct IPs.
+# - A fourth relay, cwguard on 127.0.0.14, the only Guard and never an exit: a client never
+#   exits through its own guard, so with exits as guards only two of three exits were reachable.
 #   TestingTorNetwork with 20 s voting intervals: a consensus listing all three relays as exits
 #   appears ~13-27 s after the start.
 # - A C-tor client with a SOCKS5 port on 127.0.0.1:19050 (IsolateSOCKSAuth, the default: a new
@@ -17,10 +19,15 @@
 # Description ($CW_DIR/describe/tor.json, key "tor"):
 #   {"socks": "127.0.0.1:19050", "arti_config": PATH,
 #    "relays": [{"nickname", "address", "or_port", "dir_port", "rsa_identity" (40 hex),
-#                "ed_identity" (base64, no padding), "v3ident" (40 hex)}, ...]}
+#                "ed_identity" (base64, no padding), "v3ident" (40 hex)}, ...],   (the exits)
+#    "guard": {"nickname", "address", "or_port", "rsa_identity", "ed_identity"}}
 
 TOR_RELAYS=(cwrelay1 cwrelay2 cwrelay3)
 TOR_RELAY_ADDRS=(127.0.0.11 127.0.0.12 127.0.0.13)
+# A fourth relay, the only one voted Guard, and never an exit. Tor and arti never use a
+# circuit's guard as its exit; with every exit also a guard, one client could reach only two
+# of the three exits. With this relay as the guard, all three exits are reachable.
+TOR_GUARD=cwguard TOR_GUARD_ADDR=127.0.0.14 TOR_GUARD_OR_PORT=5104
 TOR_OR_PORTS=(5101 5102 5103)
 TOR_DIR_PORTS=(5151 5152 5153)
 TOR_SOCKS_ADDR=127.0.0.1 TOR_SOCKS_PORT=19050
@@ -78,6 +85,35 @@ _tor_keys() {
   [ -s "$d/fingerprint-ed25519" ] || cw_die "tor wrote no fingerprint-ed25519 for ${TOR_RELAYS[$i]}"
 }
 
+# The guard relay's identity keys (it is no authority); kept across up/down.
+_tor_guard_keys() {
+  local d="$CW_DIR/tor/$TOR_GUARD"
+  [ -s "$d/fingerprint" ] && [ -s "$d/fingerprint-ed25519" ] && return 0
+  rm -rf "$d"; mkdir -p "$d"; chmod 700 "$d"
+  tor --list-fingerprint --DataDirectory "$d" --ORPort 1 --Nickname "$TOR_GUARD" \
+    --DirAuthority "placeholder 127.0.0.1:1 ffffffffffffffffffffffffffffffffffffffff" >"$d/fingerprint.log" 2>&1 \
+    || { cat "$d/fingerprint.log" >&2; cw_die "tor --list-fingerprint failed for $TOR_GUARD"; }
+}
+
+_tor_write_guard_torrc() {
+  local d="$CW_DIR/tor/$TOR_GUARD"
+  {
+    _tor_common_torrc
+    cat <<EOF
+DataDirectory $d
+Nickname $TOR_GUARD
+ContactInfo certwatch-interop $TOR_GUARD
+Address $TOR_GUARD_ADDR
+ORPort $TOR_GUARD_ADDR:$TOR_GUARD_OR_PORT
+SocksPort 0
+AssumeReachable 1
+ExitRelay 0
+ExitPolicy reject *:*
+ShutdownWaitLength 0
+EOF
+  } >"$CW_DIR/tor/$TOR_GUARD.torrc"
+}
+
 # Removes everything but the keys and fingerprints from a data directory.
 _tor_wipe_state() {
   local d=$1
@@ -101,8 +137,10 @@ SocksPort 0
 AuthoritativeDirectory 1
 V3AuthoritativeDirectory 1
 AssumeReachable 1
-TestingDirAuthVoteExit *
-TestingDirAuthVoteGuard *
+TestingDirAuthVoteExit ${TOR_RELAYS[0]},${TOR_RELAYS[1]},${TOR_RELAYS[2]}
+TestingDirAuthVoteExitIsStrict 1
+TestingDirAuthVoteGuard $TOR_GUARD
+TestingDirAuthVoteGuardIsStrict 1
 TestingDirAuthVoteHSDir *
 TestingMinExitFlagThreshold 0
 ExitRelay 1
@@ -185,35 +223,39 @@ _tor_write_description() {
     d="$CW_DIR/tor/${TOR_RELAYS[$i]}"
     rows+="${TOR_RELAYS[$i]} ${TOR_RELAY_ADDRS[$i]} ${TOR_OR_PORTS[$i]} ${TOR_DIR_PORTS[$i]} $(_tor_rsa_id "$d") $(_tor_ed_id "$d") $(_tor_v3ident "$d")"$'\n'
   done
-  python3 - "$TOR_SOCKS_ADDR:$TOR_SOCKS_PORT" "$CW_DIR/tor/arti.toml" "$rows" >"$CW_DIR/describe/tor.json" <<'PY'
+  d="$CW_DIR/tor/$TOR_GUARD"
+  python3 - "$TOR_SOCKS_ADDR:$TOR_SOCKS_PORT" "$CW_DIR/tor/arti.toml" "$rows" \
+    "$TOR_GUARD $TOR_GUARD_ADDR $TOR_GUARD_OR_PORT $(_tor_rsa_id "$d") $(_tor_ed_id "$d")" >"$CW_DIR/describe/tor.json" <<'PY'
 import json, sys
 socks, arti, rows = sys.argv[1], sys.argv[2], sys.argv[3]
+gnick, gaddr, gor, grsa, ged = sys.argv[4].split()
+guard = {"nickname": gnick, "address": gaddr, "or_port": int(gor), "rsa_identity": grsa, "ed_identity": ged}
 relays = []
 for line in rows.strip().splitlines():
     nick, addr, orp, dirp, rsa, ed, v3 = line.split()
     relays.append({"nickname": nick, "address": addr, "or_port": int(orp), "dir_port": int(dirp),
                    "rsa_identity": rsa, "ed_identity": ed, "v3ident": v3})
-print(json.dumps({"socks": socks, "arti_config": arti, "relays": relays}, indent=2))
+print(json.dumps({"socks": socks, "arti_config": arti, "relays": relays, "guard": guard}, indent=2))
 PY
 }
 
 _tor_relays_alive() {
   local n
-  for n in "${TOR_RELAYS[@]}"; do
+  for n in "${TOR_RELAYS[@]}" "$TOR_GUARD"; do
     kill -0 "$(cat "$CW_DIR/pids/tor-$n.pid" 2>/dev/null || echo none)" 2>/dev/null || return 1
   done
 }
 
 _tor_all_alive() {
   local n
-  for n in "${TOR_RELAYS[@]}" client; do
+  for n in "${TOR_RELAYS[@]}" "$TOR_GUARD" client; do
     kill -0 "$(cat "$CW_DIR/pids/tor-$n.pid" 2>/dev/null || echo none)" 2>/dev/null || return 1
   done
 }
 
 _tor_fail() {
   local n
-  for n in "${TOR_RELAYS[@]}" client; do
+  for n in "${TOR_RELAYS[@]}" "$TOR_GUARD" client; do
     echo "--- $CW_DIR/logs/tor-$n.log (tail)" >&2
     tail -n 15 "$CW_DIR/logs/tor-$n.log" >&2 2>/dev/null || true
   done
@@ -236,25 +278,27 @@ tor_up() {
   cw_stop_all tor
   rm -f "$CW_DIR/describe/tor.json"
   for i in 0 1 2; do _tor_keys "$i"; done
-  for n in "${TOR_RELAYS[@]}" client; do _tor_wipe_state "$CW_DIR/tor/$n"; done
+  _tor_guard_keys
+  for n in "${TOR_RELAYS[@]}" "$TOR_GUARD" client; do _tor_wipe_state "$CW_DIR/tor/$n"; done
   rm -rf "$CW_DIR/tor/arti"
   for i in 0 1 2; do _tor_write_relay_torrc "$i"; done
+  _tor_write_guard_torrc
   _tor_write_client_torrc
   _tor_write_arti_toml
-  for n in "${TOR_RELAYS[@]}" client; do
+  for n in "${TOR_RELAYS[@]}" "$TOR_GUARD" client; do
     tor --verify-config -f "$CW_DIR/tor/$n.torrc" >"$CW_DIR/tor/$n.verify.log" 2>&1 \
       || { cat "$CW_DIR/tor/$n.verify.log" >&2; cw_die "tor: invalid torrc $CW_DIR/tor/$n.torrc"; }
   done
 
   t0=$(date +%s)
   deadline=$((t0 + TOR_WAIT_SECS))
-  for n in "${TOR_RELAYS[@]}"; do cw_start tor "$n" tor -f "$CW_DIR/tor/$n.torrc"; done
+  for n in "${TOR_RELAYS[@]}" "$TOR_GUARD"; do cw_start tor "$n" tor -f "$CW_DIR/tor/$n.torrc"; done
 
   # 1. The authorities publish a consensus that lists all three relays as exits. (The very
   #    first one is often empty: the first vote can precede the relays' descriptors.) The
   #    client starts only then, so that its first fetch gets a usable consensus.
   local cons="$CW_DIR/tor/${TOR_RELAYS[0]}/cached-microdesc-consensus" first=""
-  until [ -s "$cons" ] && [ "$(grep -c '^s .*Exit' "$cons")" -ge 3 ]; do
+  until [ -s "$cons" ] && [ "$(grep -c '^s .*Exit' "$cons")" -ge 3 ] && [ "$(grep -c '^s .*Guard' "$cons")" -ge 1 ]; do
     [ -z "$first" ] && [ -s "$cons" ] && first=$(($(date +%s) - t0)) && cw_log "tor: first consensus after ${first}s"
     _tor_relays_alive || _tor_fail "a relay died"
     [ "$(date +%s)" -lt "$deadline" ] || _tor_fail "no consensus with three exits after ${TOR_WAIT_SECS}s"

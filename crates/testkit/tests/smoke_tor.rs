@@ -205,7 +205,8 @@ async fn consensus_lists_the_described_relays_as_exits_on_distinct_addresses() {
             consensus.lines().any(|l| l == dir_source),
             "no `{dir_source}` in the consensus"
         );
-        // ... and a router entry at its own address, flagged Exit and Guard.
+        // ... and a router entry at its own address, flagged Exit (and not Guard: a client
+        // never exits through its own guard, so exits that are guards cut the exit choice).
         let mut lines = consensus.lines();
         let router = lines
             .by_ref()
@@ -226,13 +227,30 @@ async fn consensus_lists_the_described_relays_as_exits_on_distinct_addresses() {
         let flags = lines
             .find(|l| l.starts_with("s "))
             .unwrap_or_else(|| panic!("no flags for {nick}"));
-        for flag in ["Exit", "Guard", "Running", "Valid"] {
+        for flag in ["Exit", "Running", "Valid"] {
             assert!(
                 flags.split(' ').any(|f| f == flag),
                 "{nick} lacks {flag}: {flags}"
             );
         }
+        assert!(
+            !flags.split(' ').any(|f| f == "Guard"),
+            "{nick} is a guard: {flags}"
+        );
     }
+    // The guard relay: the only Guard, never an exit.
+    let guard = env.str("tor.guard.nickname").unwrap();
+    let guard_addr = env.str("tor.guard.address").unwrap();
+    let mut lines = consensus.lines();
+    let router = lines
+        .by_ref()
+        .find(|l| l.starts_with(&format!("r {guard} ")))
+        .unwrap_or_else(|| panic!("{guard} is not in the consensus"));
+    assert_eq!(router.split(' ').nth(5), Some(guard_addr), "{router:?}");
+    let flags = lines.find(|l| l.starts_with("s ")).unwrap();
+    assert!(flags.split(' ').any(|f| f == "Guard"), "{flags}");
+    assert!(!flags.split(' ').any(|f| f == "Exit"), "{flags}");
+    assert!(!addresses.contains(guard_addr));
     assert_eq!(
         addresses.len(),
         3,
