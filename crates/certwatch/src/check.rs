@@ -6,9 +6,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use certwatch_core::{
-    DnssecStatus, DomainVerdict, Endpoint, EndpointVerdict, FailureKind, KeySeen, MatchPolicy,
-    PinSource, PresentedChain, ProbeFailure, ProbeOutcome, ProbeTarget, UnixTime, Vantage, Verdict,
-    Warning, judge_endpoint, setup_advice,
+    Confirmation, DnssecStatus, DomainVerdict, Endpoint, EndpointVerdict, FailureKind, KeySeen,
+    MatchPolicy, PinSource, PresentedChain, ProbeFailure, ProbeOutcome, ProbeTarget, UnixTime,
+    Vantage, VantageResult, Verdict, Warning, confirm, judge_endpoint, judge_target, setup_advice,
 };
 use certwatch_dns::{AnswerKind, DomainName, Resolver, RrType};
 use certwatch_probe::{
@@ -17,7 +17,9 @@ use certwatch_probe::{
 use futures::StreamExt as _;
 
 use crate::addresses::special_use_address;
-use crate::report::{EndpointReport, ProbeErrorReport, Report, SCHEMA_VERSION, Setup};
+use crate::report::{
+    ConfirmationReport, EndpointReport, ProbeErrorReport, Report, SCHEMA_VERSION, Setup,
+};
 use crate::{CheckError, CheckOptions};
 
 /// Checks one domain with these options (builds a [`Checker`] for the one call).
@@ -113,10 +115,12 @@ impl Checker {
 
         let seen = self.probe_all(&endpoints).await;
         let policy_now = UnixTime::since_unix_epoch(Duration::from_secs(now));
-        let mut verdicts = Vec::new();
+        let mut verdicts: Vec<EndpointVerdict> = Vec::new();
         let mut entries = Vec::new();
         let mut keys = Vec::new();
-        for (ep, seen) in endpoints.iter().zip(seen) {
+        // The first mismatching probe, for the confirmation.
+        let mut suspect: Option<(usize, ProbeTarget, KeyRequest, VantageResult)> = None;
+        for (e, (ep, seen)) in endpoints.iter().zip(seen).enumerate() {
             let seen = tidy_key_types(seen);
             let outcomes: Vec<(IpAddr, ProbeOutcome)> = seen
                 .iter()
@@ -126,6 +130,13 @@ impl Checker {
             let ev = judge_endpoint(ep, &outcomes, &policy);
             entries.extend(entries_of(ep, &ev, &seen));
             for (t, s) in ev.targets.iter().zip(&seen) {
+                if suspect.is_none()
+                    && t.verdict == Verdict::Mismatch
+                    && let (Some(kr), Some(v)) = (s.key_request, s.vantage)
+                {
+                    let first = VantageResult::new(v, t.verdict, t.presented_spki_sha256.clone());
+                    suspect = Some((e, t.target.clone(), kr, first));
+                }
                 if matches!(
                     t.verdict,
                     Verdict::NoRecords | Verdict::UnusableRecords | Verdict::NoDnssec
@@ -138,6 +149,33 @@ impl Checker {
                 }
             }
             verdicts.push(ev);
+        }
+        let mut confirmation = None;
+        let mut confirm_warnings = Vec::new();
+        if self.options.confirm > 0
+            && let Some((e, target, kr, first)) = suspect
+        {
+            let policy = MatchPolicy::new(&endpoints[e].domain, &target.id.target, policy_now);
+            let c = self
+                .confirm_mismatch(&endpoints[e], &target, kr, first, &policy)
+                .await;
+            if c.verdict != Verdict::Mismatch {
+                // Not a server-side interception: the mismatching endpoints take the
+                // confirmed verdict; their entries stay as the evidence of what was seen.
+                for ev in verdicts
+                    .iter_mut()
+                    .filter(|ev| ev.verdict == Verdict::Mismatch)
+                {
+                    ev.verdict = c.verdict;
+                }
+            }
+            confirm_warnings.clone_from(&c.warnings);
+            confirmation = Some(ConfirmationReport {
+                vantage_points: c.vantage_points,
+                distinct_exits: c.distinct_exits,
+                classification: c.classification,
+                diversity_verified: c.diversity_verified,
+            });
         }
         // A mismatch is an alert, not a setup matter: its endpoints get no setup lines.
         let setup_endpoints: Vec<Endpoint> = endpoints
@@ -155,6 +193,7 @@ impl Checker {
                 warnings.extend(t.warnings.iter().cloned());
             }
         }
+        warnings.extend(confirm_warnings);
         warnings.extend(advice.warnings.iter().cloned());
         let mut unique = std::collections::HashSet::new();
         warnings.retain(|w| unique.insert(w.clone()));
@@ -166,7 +205,7 @@ impl Checker {
             checked_at: rfc3339(now),
             verdict: domain_verdict.verdict,
             endpoints: entries,
-            confirmation: None,
+            confirmation,
             setup: Setup {
                 zone_lines: advice.zone_lines,
                 advice: advice.advice,
@@ -174,6 +213,38 @@ impl Checker {
             warnings,
             exit: Some(domain_verdict.exit_code()),
         })
+    }
+
+    /// Re-probes a mismatching target from `confirm` distinct exits (fresh circuits) and,
+    /// when the transport is not direct, directly; classifies with core's rules.
+    async fn confirm_mismatch(
+        &self,
+        ep: &Endpoint,
+        target: &ProbeTarget,
+        kr: KeyRequest,
+        first: VantageResult,
+        policy: &MatchPolicy<'_>,
+    ) -> Confirmation {
+        let mut results = vec![first];
+        let judge = |transport: &Transport, r: Result<Probe, ProbeError>| {
+            let s = seen_of(target, kr, r, transport);
+            let tv = judge_target(ep, s.address, &s.outcome, policy);
+            let vantage = s.vantage.unwrap_or_else(|| nominal_vantage(transport));
+            VantageResult::new(vantage, tv.verdict, tv.presented_spki_sha256)
+        };
+        let diverse = self
+            .prober
+            .probe_diverse(target, kr, self.options.confirm)
+            .await;
+        for r in diverse.conclusive {
+            results.push(judge(self.prober.transport(), r));
+        }
+        if !matches!(self.prober.transport(), Transport::Direct) {
+            let direct = Prober::new(Transport::Direct, self.options.probe_options());
+            let r = direct.probe(target, &CheckIsolation::new(), kr).await;
+            results.push(judge(&Transport::Direct, r));
+        }
+        confirm(&results)
     }
 
     /// Every SRV lookup failed: asks for the root SOA to tell a dead resolver from a dead

@@ -46,6 +46,10 @@ pub struct CheckOptions {
     pub allow_private_targets: bool,
     /// The key types probed on every address (default: EC, then RSA).
     pub key_requests: Vec<KeyRequest>,
+    /// Before reporting a mismatch, re-probe through this many distinct Tor exits (plus
+    /// directly, when the transport is not direct) and classify per REFERENCE §3; 0 (the
+    /// default) reports what the check saw.
+    pub confirm: usize,
     /// The TTL of the zone-file lines in the setup advice (default 3600).
     pub ttl: u32,
     /// The time source for `checked_at`, certificate validity (DANE-TA, PKIX) and DNSSEC
@@ -66,6 +70,7 @@ impl CheckOptions {
             concurrency: 64,
             allow_private_targets: false,
             key_requests: KeyRequest::DEFAULT_SET.to_vec(),
+            confirm: 0,
             ttl: 3600,
             clock: Arc::new(SystemClock),
         }
@@ -92,6 +97,12 @@ impl CheckOptions {
     /// Allows (or refuses) loopback, private and other special-use target addresses.
     pub fn with_private_targets(mut self, allow: bool) -> Self {
         self.allow_private_targets = allow;
+        self
+    }
+
+    /// Confirms a mismatch through `n` distinct exits (plus direct) before reporting it.
+    pub fn with_confirm(mut self, n: usize) -> Self {
+        self.confirm = n;
         self
     }
 

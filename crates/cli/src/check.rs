@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use certwatch::{
-    CheckError, CheckOptions, Checker, EndpointReport, Report, ResolverConfig, Service, Transport,
-    TrustAnchor, Verdict, combine_exit_codes,
+    CheckError, CheckOptions, Checker, Classification, EndpointReport, Report, ResolverConfig,
+    Service, Transport, TrustAnchor, Verdict, combine_exit_codes,
 };
 
 /// Exit code for usage errors, invalid input and setup failures (REFERENCE §3).
@@ -55,6 +55,11 @@ pub struct CheckArgs {
     /// At most N probes at once.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     concurrency: u64,
+    /// Before reporting a mismatch, re-probe through N distinct Tor exits (plus directly)
+    /// and classify: most differ = server-side interception (mismatch); a minority = a
+    /// hostile exit (warning `hostile-exit`); fewer than 2 conclusive = indeterminate.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=16))]
+    confirm: u64,
     /// Probe loopback, private and other special-use addresses found in DNS (off by
     /// default: they are reported, not probed).
     #[arg(long)]
@@ -192,7 +197,8 @@ async fn options(args: &CheckArgs) -> Result<CheckOptions, String> {
     let mut options = CheckOptions::new(transport, resolver)
         .with_timeout(Duration::from_secs(args.timeout))
         .with_concurrency(usize::try_from(args.concurrency).unwrap_or(64))
-        .with_private_targets(args.allow_private_targets);
+        .with_private_targets(args.allow_private_targets)
+        .with_confirm(usize::try_from(args.confirm).unwrap_or(0));
     if !services.is_empty() {
         options = options.with_services(services);
     }
@@ -346,6 +352,24 @@ pub(crate) fn human(r: &Report) -> String {
     for e in &r.endpoints {
         out.push_str("  ");
         out.push_str(&entry_line(e));
+    }
+    if let Some(c) = &r.confirmation {
+        let class = match c.classification {
+            Classification::Consistent => "consistent",
+            Classification::ServerSideInterception => "server-side-interception",
+            Classification::HostileExit => "hostile-exit",
+            Classification::Indeterminate => "indeterminate",
+        };
+        out.push_str(&format!(
+            "confirmation: {class} ({} vantage points, {} distinct exits, diversity {})\n",
+            c.vantage_points,
+            c.distinct_exits,
+            if c.diversity_verified {
+                "verified"
+            } else {
+                "unverified"
+            }
+        ));
     }
     if !r.warnings.is_empty() {
         out.push_str("warnings:\n");

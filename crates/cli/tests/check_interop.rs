@@ -356,6 +356,65 @@ fn human_output_marks_each_endpoint() {
 }
 
 #[test]
+fn confirm_direct_only_has_one_vantage_point_so_a_mismatch_is_indeterminate() {
+    let env = Interop::require();
+    let run = check(
+        &env,
+        &[
+            "--allow-private-targets",
+            "--json",
+            "--services",
+            "c2s-starttls",
+            "--confirm",
+            "2",
+            "mismatch.test",
+        ],
+    );
+    assert_eq!(run.code, 3);
+    let r = run.one();
+    assert_eq!(r["verdict"], "indeterminate");
+    assert_eq!(r["confirmation"]["classification"], "indeterminate");
+    assert_eq!(r["confirmation"]["vantage_points"], 1);
+    assert_eq!(r["confirmation"]["distinct_exits"], 0);
+    // The entries keep what was seen.
+    assert!(entries(&r).iter().all(|e| e["verdict"] == "mismatch"));
+    let human = check(
+        &env,
+        &[
+            "--allow-private-targets",
+            "--services",
+            "c2s-starttls",
+            "--confirm",
+            "2",
+            "mismatch.test",
+        ],
+    );
+    assert_eq!(human.code, 3);
+    assert!(
+        human
+            .stdout
+            .contains("confirmation: indeterminate (1 vantage points, 0 distinct exits"),
+        "{}",
+        human.stdout
+    );
+    // Nothing to confirm on a match.
+    let ok = check(
+        &env,
+        &[
+            "--allow-private-targets",
+            "--json",
+            "--services",
+            "c2s-starttls",
+            "--confirm",
+            "2",
+            "match.test",
+        ],
+    );
+    assert_eq!(ok.code, 0);
+    assert!(ok.one()["confirmation"].is_null());
+}
+
+#[test]
 fn invalid_domain_and_usage_errors_exit_3() {
     let env = Interop::require();
     let run = check(&env, &["--allow-private-targets", "exa mple..org"]);
@@ -443,6 +502,43 @@ fn via_embedded_tor_on_the_private_network() {
     let bad = run("mismatch.test");
     assert_eq!(bad.code, 2);
     assert_eq!(bad.one()["verdict"], "mismatch");
+}
+
+/// `--confirm 2` through the private Tor network: every exit and the direct path see the
+/// same wrong key, so this is a server-side interception and stays `mismatch`.
+#[cfg(feature = "tor")]
+#[test]
+fn confirm_through_distinct_exits_keeps_a_server_side_mismatch() {
+    let env = Interop::require();
+    let args = [
+        "check",
+        "--via",
+        "tor",
+        "--tor-config",
+        env.str("tor.arti_config").unwrap(),
+        "--resolver",
+        env.str("dns.unbound").unwrap(),
+        "--trust-anchor",
+        env.str("dns.trust_anchor").unwrap(),
+        "--allow-private-targets",
+        "--services",
+        "c2s-starttls",
+        "--timeout",
+        "30",
+        "--confirm",
+        "2",
+        "--json",
+        "mismatch.test",
+    ];
+    let run = certwatch(&args);
+    eprintln!("exit {}\n{}{}", run.code, run.stdout, run.stderr);
+    assert_eq!(run.code, 2);
+    let r = run.one();
+    assert_eq!(r["verdict"], "mismatch");
+    let c = &r["confirmation"];
+    assert_eq!(c["classification"], "server-side-interception", "{c}");
+    assert!(c["vantage_points"].as_u64().unwrap() >= 3, "{c}");
+    assert!(c["distinct_exits"].as_u64().unwrap() >= 2, "{c}");
 }
 
 /// A Tor configuration that cannot be read or parsed is a setup error (exit 3), reported
