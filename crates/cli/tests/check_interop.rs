@@ -160,6 +160,87 @@ fn match_exits_0_with_both_keys_of_the_dual_certificate_server() {
     );
 }
 
+/// Every DNS scenario of the environment gets the verdict it expects, with the matching exit
+/// code, in one run of the binary (one JSON line per domain, in order).
+#[test]
+fn every_described_scenario_gets_its_expected_verdict() {
+    let env = Interop::require();
+    let scenarios = env.get("dns.scenarios").unwrap().as_object().unwrap();
+    let mut domains = Vec::new();
+    let mut expected = Vec::new();
+    for (name, s) in scenarios {
+        let (Some(domain), Some(expect)) = (s["domain"].as_str(), s["expect"].as_str()) else {
+            continue;
+        };
+        domains.push(domain.to_owned());
+        expected.push((name.clone(), expect.to_owned()));
+    }
+    assert!(domains.len() >= 20, "{domains:?}");
+    let mut args = vec!["--allow-private-targets", "--json"];
+    args.extend(domains.iter().map(String::as_str));
+    let run = check(&env, &args);
+    let reports = run.json();
+    assert_eq!(reports.len(), domains.len());
+    let mut worst = 0;
+    for ((name, expect), (r, domain)) in expected.iter().zip(reports.iter().zip(&domains)) {
+        assert_eq!(r["domain"], domain.as_str());
+        assert_eq!(r["verdict"], expect.as_str(), "scenario {name}: {r}");
+        let code = match expect.as_str() {
+            "match" => 0,
+            "no-dnssec" | "no-records" | "unusable-records" => 1,
+            "mismatch" | "bogus" => 2,
+            // notls: the TLSA RRset is secure, so a missing STARTTLS is critical.
+            "protocol-error" => 2,
+            _ => 3,
+        };
+        worst = [worst, code]
+            .into_iter()
+            .max_by_key(|c| [0, 1, 3, 2][*c as usize])
+            .unwrap();
+    }
+    assert_eq!(run.code, worst);
+}
+
+#[test]
+fn several_targets_every_address_and_key_type() {
+    let env = Interop::require();
+    let run = check_json(&env, "multi.test");
+    assert_eq!(run.code, 0);
+    let r = run.one();
+    let seen: BTreeSet<(String, String, String)> = entries(&r)
+        .iter()
+        .filter(|e| e["service"] == "c2s-starttls")
+        .map(|e| {
+            (
+                e["target"].as_str().unwrap().to_owned(),
+                e["address"].as_str().unwrap().to_owned(),
+                e["key_type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let t = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    assert_eq!(
+        seen,
+        BTreeSet::from([
+            t("xmpp.hosts.test", "127.0.0.1", "ecdsa"),
+            t("xmpp.hosts.test", "127.0.0.1", "rsa"),
+            // ejabberd has an ECDSA key only: no RSA entry.
+            t("ejabberd.hosts.test", "127.0.0.2", "ecdsa"),
+            // Both families of the dual-stack target.
+            t("dual.multi.test", "127.0.0.1", "ecdsa"),
+            t("dual.multi.test", "127.0.0.1", "rsa"),
+            t("dual.multi.test", "::1", "ecdsa"),
+            t("dual.multi.test", "::1", "rsa"),
+        ])
+    );
+    let ejabberd = spki(&env, "ejabberd-ec");
+    assert!(
+        entries(&r)
+            .iter()
+            .any(|e| e["presented_spki_sha256"] == ejabberd.as_str())
+    );
+}
+
 #[test]
 fn mismatch_exits_2() {
     let env = Interop::require();
