@@ -66,7 +66,7 @@
 //! read files (trust anchors, arti configuration) and pass their contents.
 //!
 //! Cargo features: `tor` (default) enables the embedded arti transport
-//! (`Transport::Tor`, [`TorTransport`]); `--no-default-features` leaves arti out of the
+//! (`Transport::Tor`, `TorTransport`); `--no-default-features` leaves arti out of the
 //! tree.
 #![forbid(unsafe_code)]
 
