@@ -666,3 +666,55 @@ fn via_tor_without_the_feature_exits_3() {
         run.stderr
     );
 }
+
+/// `--via socks5://` through the environment's C-tor: the exit cannot be seen, so entries say
+/// `socks` and a confirmation says its diversity is unverified.
+#[test]
+fn via_external_tor_socks() {
+    let env = Interop::require();
+    let via = format!("socks5://{}", env.str("tor.socks").unwrap());
+    let run = |domain: &str| {
+        let args = [
+            "check",
+            "--via",
+            via.as_str(),
+            "--resolver",
+            env.str("dns.unbound").unwrap(),
+            "--trust-anchor",
+            env.str("dns.trust_anchor").unwrap(),
+            "--allow-private-targets",
+            "--services",
+            "c2s-starttls",
+            "--timeout",
+            "30",
+            "--confirm",
+            "2",
+            "--json",
+            domain,
+        ];
+        let run = certwatch(&args);
+        eprintln!(
+            "certwatch {args:?}\nexit {}\n{}{}",
+            run.code, run.stdout, run.stderr
+        );
+        run
+    };
+    let ok = run("match.test");
+    assert_eq!(ok.code, 0);
+    let r = ok.one();
+    assert_eq!(r["verdict"], "match");
+    assert!(entries(&r).iter().all(|e| e["vantage"] == "socks"));
+    assert!(r["confirmation"].is_null());
+    let bad = run("mismatch.test");
+    assert_eq!(bad.code, 2);
+    let r = bad.one();
+    assert_eq!(r["verdict"], "mismatch");
+    assert_eq!(r["confirmation"]["diversity_verified"], false);
+    assert!(
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["code"] == "diversity-unverified")
+    );
+}
