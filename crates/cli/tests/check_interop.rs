@@ -718,3 +718,43 @@ fn via_external_tor_socks() {
             .any(|w| w["code"] == "diversity-unverified")
     );
 }
+
+#[test]
+fn domains_file_adds_domains_after_the_command_line() {
+    let env = Interop::require();
+    let dir = std::env::temp_dir().join(format!("certwatch-domains-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("domains.txt");
+    std::fs::write(
+        &file,
+        "# watched\nnodata.test\n\n  MATCH.test.  # trailing comment\n",
+    )
+    .unwrap();
+    let run = check(
+        &env,
+        &[
+            "--allow-private-targets",
+            "--json",
+            "--services",
+            "c2s-starttls",
+            "--domains-file",
+            file.to_str().unwrap(),
+            "mismatch.test",
+        ],
+    );
+    let domains: Vec<String> = run
+        .json()
+        .iter()
+        .map(|r| r["domain"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(domains, ["mismatch.test", "nodata.test", "match.test"]);
+    assert_eq!(run.code, 2);
+    let missing = check(&env, &["--domains-file", "/nonexistent/domains.txt"]);
+    assert_eq!(missing.code, 3);
+    assert!(
+        missing.stderr.contains("/nonexistent/domains.txt"),
+        "{}",
+        missing.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
