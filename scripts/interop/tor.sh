@@ -321,6 +321,20 @@ tor_up() {
     sleep 1
   done
   cw_log "tor: $(cat "$CW_DIR/tor/socks_check.log"); network up after $(($(date +%s) - t0))s"
+  # 4. Let the network age. arti clients that bootstrapped within the first ~100 s of a new
+  #    network refused circuits ("attempted to use unbootstrapped client", and arti's
+  #    ready_for_traffic() stayed false) while C-tor was already fine; from ~105 s on they
+  #    worked, in every run seen. Wait until 120 s after the relays started, and at least
+  #    two consensus periods after the first full consensus.
+  local va0 va
+  va0=$(date -d "$(awk '/^valid-after/ { print $2, $3 }' "$cons")" +%s)
+  until va=$(date -d "$(awk '/^valid-after/ { print $2, $3 }' "$cons")" +%s) && [ $((va - va0)) -ge 40 ] \
+    && [ $(($(date +%s) - t0)) -ge "${CW_TOR_AGE_SECS:-120}" ]; do
+    _tor_all_alive || _tor_fail "a tor process died"
+    [ "$(date +%s)" -lt $((deadline + 120)) ] || _tor_fail "no new consensus for two minutes"
+    sleep 1
+  done
+  cw_log "tor: network aged; ready after $(($(date +%s) - t0))s"
   _tor_write_description
 }
 

@@ -13,6 +13,10 @@ use tor_proto::client::stream::ClientStreamCtrl as _;
 use tor_rtcompat::PreferredRuntime;
 
 use crate::error::ProbeErrorKind;
+
+/// How long [`TorTransport::bootstrap`] waits, after arti's bootstrap returns, for arti to
+/// report that it is ready for traffic.
+const READY_GRACE: Duration = Duration::from_secs(15);
 use crate::transport::{BoxedIo, CheckIsolation, ExitRelay, Vantage};
 
 /// Why the embedded Tor client could not be set up.
@@ -139,7 +143,23 @@ impl TorTransport {
             }
         });
         // `bootstrap()` does not fail by itself when the network is unreachable: bound it.
-        let result = tokio::time::timeout(budget, client.bootstrap()).await;
+        // On a young private network it has also returned before arti would build circuits
+        // ("attempted to use unbootstrapped client" right after a successful bootstrap). So
+        // give arti a short grace, within the budget, to report that it is ready for traffic.
+        // Readiness depends on the clock and changes without an event, so it is polled. This
+        // is best effort: if arti never says so, the probes go ahead and a failure is
+        // classified as usual (indeterminate).
+        let ready = async {
+            client.bootstrap().await?;
+            let grace = tokio::time::Instant::now() + READY_GRACE;
+            while !client.bootstrap_status().ready_for_traffic()
+                && tokio::time::Instant::now() < grace
+            {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Ok::<(), arti_client::Error>(())
+        };
+        let result = tokio::time::timeout(budget, ready).await;
         watcher.abort();
         match result {
             Err(_) => Err(TorSetupError::BootstrapTimeout {

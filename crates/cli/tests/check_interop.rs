@@ -541,7 +541,9 @@ fn via_embedded_tor_on_the_private_network() {
     let env = Interop::require();
     let resolver = env.str("dns.unbound").unwrap();
     let anchor = env.str("dns.trust_anchor").unwrap();
-    let arti = env.str("tor.arti_config").unwrap();
+    // Each arti client gets its own storage (see Interop::private_arti_config).
+    let arti_config = env.private_arti_config().unwrap();
+    let arti = arti_config.path_str();
     let run = |domain: &str| {
         let args = [
             "check",
@@ -591,12 +593,13 @@ fn via_embedded_tor_on_the_private_network() {
 #[test]
 fn confirm_through_distinct_exits_keeps_a_server_side_mismatch() {
     let env = Interop::require();
+    let arti = env.private_arti_config().unwrap();
     let args = [
         "check",
         "--via",
         "tor",
         "--tor-config",
-        env.str("tor.arti_config").unwrap(),
+        arti.path_str(),
         "--resolver",
         env.str("dns.unbound").unwrap(),
         "--trust-anchor",

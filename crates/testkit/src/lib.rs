@@ -145,6 +145,87 @@ impl Interop {
     pub fn root(&self) -> &Value {
         &self.root
     }
+
+    /// A private copy of the environment's arti configuration (`tor.arti_config`) whose
+    /// storage directories belong to this copy alone.
+    ///
+    /// The private network's consensus expires 60 s after it is made. arti accepts an
+    /// expired consensus from a shared cache as "bootstrapped" (within its clock-skew
+    /// tolerance) but then refuses to build circuits on it, and a client that does not hold
+    /// the shared storage lock never refreshes it. Each arti client in a test therefore gets
+    /// its own storage. The copy is removed when the returned value is dropped.
+    pub fn private_arti_config(&self) -> Result<PrivateArtiConfig, Error> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let source = self.path("tor.arti_config")?;
+        let text = std::fs::read_to_string(&source).map_err(|e| Error::Read {
+            path: source.clone(),
+            source: e,
+        })?;
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("certwatch-arti-{}-{n}-{nanos}", std::process::id()));
+        let io = |path: &std::path::Path, e: std::io::Error| Error::Read {
+            path: path.to_owned(),
+            source: e,
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let mut out = String::with_capacity(text.len());
+        let mut replaced = 0;
+        for line in text.lines() {
+            let key = line.split('=').next().unwrap_or("").trim();
+            match key {
+                "cache_dir" | "state_dir" => {
+                    let sub = dir.join(key);
+                    out.push_str(&format!("{key} = {:?}\n", sub.display().to_string()));
+                    replaced += 1;
+                }
+                _ => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        if replaced != 2 {
+            return Err(Error::Shape {
+                key: "tor.arti_config".into(),
+                expected: "an arti configuration with storage.cache_dir and storage.state_dir",
+                found: source.display().to_string(),
+            });
+        }
+        let path = dir.join("arti.toml");
+        std::fs::write(&path, out).map_err(|e| io(&path, e))?;
+        Ok(PrivateArtiConfig { dir, path })
+    }
+}
+
+/// A private copy of the interop environment's arti configuration, from
+/// [`Interop::private_arti_config`]. Its directory is removed on drop.
+#[derive(Debug)]
+pub struct PrivateArtiConfig {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl PrivateArtiConfig {
+    /// The configuration file (arti's own TOML format).
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The configuration file's path as UTF-8, for command lines.
+    pub fn path_str(&self) -> &str {
+        self.path.to_str().expect("temporary paths are UTF-8 here")
+    }
+}
+
+impl Drop for PrivateArtiConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn shape(key: &str, expected: &'static str, found: &Value) -> Error {

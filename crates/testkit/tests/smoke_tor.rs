@@ -111,7 +111,9 @@ async fn arti_bootstraps_from_written_config_and_reaches_prosody() {
     let env = Interop::require();
     // arti's rustls runtime leaves the choice of crypto provider to the application.
     let _already_installed = rustls::crypto::ring::default_provider().install_default();
-    let path = env.path("tor.arti_config").expect("tor.arti_config");
+    // The written config, with storage of this client's own (Interop::private_arti_config).
+    let private = env.private_arti_config().expect("tor.arti_config");
+    let path = private.path().to_owned();
     let target = prosody_c2s(&env);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("read the arti config {}: {e}", path.display()));
@@ -130,6 +132,13 @@ async fn arti_bootstraps_from_written_config_and_reaches_prosody() {
     .await
     .expect("arti bootstrap on the private network: timed out after 60 s")
     .expect("arti bootstrap on the private network");
+    // bootstrap() can return before arti will build circuits (a young network): give it a
+    // short grace to report readiness, polled (it changes without an event), as
+    // certwatch-probe does.
+    let grace = Instant::now() + Duration::from_secs(15);
+    while !client.bootstrap_status().ready_for_traffic() && Instant::now() < grace {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let bootstrapped = started.elapsed();
 
     let mut prefs = StreamPrefs::new();
