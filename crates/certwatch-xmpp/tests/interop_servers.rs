@@ -1,5 +1,6 @@
-//! Interop with the Prosody of the loopback environment (`scripts/interop-env`): c2s
-//! STARTTLS, c2s direct TLS (XEP-0368) and s2s STARTTLS, with the facts Prosody reports.
+//! Interop with the XMPP servers of the loopback environment (`scripts/interop-env`): c2s
+//! STARTTLS, c2s direct TLS (XEP-0368) and s2s STARTTLS against Prosody and ejabberd, with the
+//! facts each reports; plus Prosody-only cases (unknown host, a server without TLS).
 #![cfg(feature = "interop")]
 
 mod common;
@@ -11,16 +12,21 @@ use certwatch_xmpp::{
 use tokio::net::TcpStream;
 
 struct Peer {
+    server: &'static str,
     address: String,
     domain: String,
     env: Interop,
 }
 
-fn prosody() -> Peer {
+/// The server described under `xmpp.<server>` in the environment.
+fn peer(server: &'static str) -> Peer {
     let env = Interop::require();
-    let address = env.str("xmpp.prosody.address").unwrap().to_owned();
+    let address = env
+        .str(&format!("xmpp.{server}.address"))
+        .unwrap()
+        .to_owned();
     let domain = env
-        .get("xmpp.prosody.domains")
+        .get(&format!("xmpp.{server}.domains"))
         .unwrap()
         .as_array()
         .and_then(|d| {
@@ -28,9 +34,10 @@ fn prosody() -> Peer {
                 .filter_map(|v| v.as_str())
                 .find(|d| *d == "match.test")
         })
-        .expect("xmpp.prosody.domains lists match.test")
+        .unwrap_or_else(|| panic!("xmpp.{server}.domains lists match.test"))
         .to_owned();
     Peer {
+        server,
         address,
         domain,
         env,
@@ -38,15 +45,19 @@ fn prosody() -> Peer {
 }
 
 impl Peer {
-    async fn connect(&self, port_key: &str) -> TcpStream {
-        let port = self.env.u64(port_key).unwrap();
+    /// Connects to the listener described as `xmpp.<server>.<port>`.
+    async fn connect(&self, port: &str) -> TcpStream {
+        let port_key = format!("xmpp.{}.{port}", self.server);
+        let port = self.env.u64(&port_key).unwrap();
         TcpStream::connect(format!("{}:{port}", self.address))
             .await
             .unwrap_or_else(|e| panic!("cannot connect to {port_key}: {e}"))
     }
 }
 
-fn assert_prosody_facts(n: &Negotiation, domain: &str) {
+/// What both servers report before TLS.
+fn assert_facts(n: &Negotiation, p: &Peer) {
+    let domain = p.domain.as_str();
     let header = n.header.as_ref().unwrap();
     assert!(!header.id.as_deref().unwrap_or_default().is_empty());
     assert_eq!(header.version.as_deref(), Some("1.0"));
@@ -56,21 +67,21 @@ fn assert_prosody_facts(n: &Negotiation, domain: &str) {
     assert!(features.starttls_required, "{features:?}");
     assert!(
         features.sasl_mechanisms.is_empty(),
-        "Prosody offers no SASL before TLS: {features:?}"
+        "{} offers no SASL before TLS: {features:?}",
+        p.server
     );
     assert!(n.proceeded);
     assert!(n.timings.proceed.is_some());
 }
 
-#[tokio::test]
-async fn c2s_starttls_then_tls_then_features() {
-    let p = prosody();
+async fn c2s_starttls_then_tls_then_features(server: &'static str) {
+    let p = peer(server);
     let config = Config::client(&p.domain);
     let timeouts = Timeouts::default();
-    let (io, n) = negotiate(p.connect("xmpp.prosody.c2s").await, &config, &timeouts)
+    let (io, n) = negotiate(p.connect("c2s").await, &config, &timeouts)
         .await
         .unwrap();
-    assert_prosody_facts(&n, &p.domain);
+    assert_facts(&n, &p);
     let tls = common::start_tls(io, &DirectTls::for_config(&config))
         .await
         .expect("TLS handshake right after <proceed/>");
@@ -84,20 +95,19 @@ async fn c2s_starttls_then_tls_then_features() {
         "SASL after TLS: {features:?}"
     );
     eprintln!(
-        "prosody c2s after TLS: mechanisms {:?}, channel binding {:?} {:?}",
+        "{server} c2s after TLS: mechanisms {:?}, channel binding {:?} {:?}",
         features.sasl_mechanisms,
         features.channel_binding(),
         features.channel_binding_types
     );
 }
 
-#[tokio::test]
-async fn c2s_direct_tls_with_alpn_and_sni() {
-    let p = prosody();
+async fn c2s_direct_tls_with_alpn_and_sni(server: &'static str) {
+    let p = peer(server);
     let config = Config::client(&p.domain);
     let params = DirectTls::for_config(&config);
     assert_eq!(params.alpn, b"xmpp-client");
-    let tls = common::start_tls(p.connect("xmpp.prosody.c2s_direct").await, &params)
+    let tls = common::start_tls(p.connect("c2s_direct").await, &params)
         .await
         .expect("direct TLS handshake");
     let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
@@ -116,26 +126,45 @@ async fn c2s_direct_tls_with_alpn_and_sni() {
     assert!(!features.sasl_mechanisms.is_empty(), "{features:?}");
 }
 
-#[tokio::test]
-async fn s2s_starttls() {
-    let p = prosody();
+async fn s2s_starttls(server: &'static str) {
+    let p = peer(server);
     let config = Config::server(&p.domain, Some("certwatch.example".into()));
-    let (_io, n) = negotiate(
-        p.connect("xmpp.prosody.s2s").await,
-        &config,
-        &Timeouts::default(),
-    )
-    .await
-    .unwrap();
-    assert_prosody_facts(&n, &p.domain);
+    let (_io, n) = negotiate(p.connect("s2s").await, &config, &Timeouts::default())
+        .await
+        .unwrap();
+    assert_facts(&n, &p);
     assert_eq!(n.header.unwrap().namespace, "jabber:server");
 }
 
+/// The shared cases, once per server.
+macro_rules! per_server {
+    ($($server:ident),*) => {$(
+        mod $server {
+            #[tokio::test]
+            async fn c2s_starttls_then_tls_then_features() {
+                super::c2s_starttls_then_tls_then_features(stringify!($server)).await
+            }
+
+            #[tokio::test]
+            async fn c2s_direct_tls_with_alpn_and_sni() {
+                super::c2s_direct_tls_with_alpn_and_sni(stringify!($server)).await
+            }
+
+            #[tokio::test]
+            async fn s2s_starttls() {
+                super::s2s_starttls(stringify!($server)).await
+            }
+        }
+    )*};
+}
+
+per_server!(prosody, ejabberd);
+
 #[tokio::test]
 async fn unknown_host_is_a_stream_error() {
-    let p = prosody();
+    let p = peer("prosody");
     let err = negotiate(
-        p.connect("xmpp.prosody.c2s").await,
+        p.connect("c2s").await,
         &Config::client("unknown.example"),
         &Timeouts::default(),
     )
