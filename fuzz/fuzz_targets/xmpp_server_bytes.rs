@@ -9,47 +9,15 @@
 //! `crates/certwatch-xmpp/tests/fuzz_corpus.rs` replays the corpus with the same functions.
 #![no_main]
 
-use certwatch_xmpp::{Action, Config, Error, ServerConfig, ServerNegotiator, StreamKind, replay};
+use certwatch_xmpp::fuzzing::side;
 use libfuzzer_sys::fuzz_target;
-
-fn class_error(e: &Error) -> String {
-    match e {
-        Error::StartTlsInjection { after, .. } => format!("injection after {after}"),
-        Error::NotXml { .. } => "not-xml".to_owned(),
-        other => other.to_string(),
-    }
-}
-
-fn client(chunks: &[&[u8]]) -> String {
-    match replay(Config::client("example.org"), chunks.iter().copied()) {
-        Ok(n) => format!("ok proceeded={}", n.proceeded),
-        Err(f) => class_error(&f.error),
-    }
-}
-
-fn acceptor(chunks: &[&[u8]]) -> String {
-    let mut s = ServerNegotiator::new(ServerConfig::new(StreamKind::Client, "example.org"));
-    let mut done = false;
-    for chunk in chunks {
-        if let Err(e) = s.handle_input(chunk) {
-            return class_error(&e);
-        }
-        while let Some(a) = s.poll_action() {
-            done |= matches!(a, Action::StartTls | Action::Done);
-        }
-    }
-    match s.handle_eof() {
-        Ok(()) => format!("ok done={done} starttls={}", s.negotiation().starttls),
-        Err(e) => class_error(&e),
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&ctl, peer)) = data.split_first() else {
         return;
     };
     let size = usize::from(ctl & 0x3f) + 1;
-    let run = if ctl & 0x40 == 0 { client } else { acceptor };
+    let run = side(ctl);
     let chunked = run(&peer.chunks(size).collect::<Vec<_>>());
     let whole = run(&[peer]);
     if peer.len() <= 60 * 1024 {

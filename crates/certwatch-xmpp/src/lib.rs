@@ -76,6 +76,8 @@ mod client;
 mod config;
 mod direct_tls;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod negotiation;
 mod replay;
 mod server;

@@ -4,42 +4,8 @@
 
 use std::path::PathBuf;
 
-use certwatch_xmpp::{Action, Config, Error, ServerConfig, ServerNegotiator, StreamKind, replay};
-
-/// The same classification as `fuzz/fuzz_targets/xmpp_server_bytes.rs`.
-fn class_error(e: &Error) -> String {
-    match e {
-        Error::StartTlsInjection { after, .. } => format!("injection after {after}"),
-        Error::NotXml { .. } => "not-xml".to_owned(),
-        other => other.to_string(),
-    }
-}
-
-/// Server bytes through the client negotiator, as in the fuzz target.
-fn client(chunks: &[&[u8]]) -> String {
-    match replay(Config::client("example.org"), chunks.iter().copied()) {
-        Ok(n) => format!("ok proceeded={}", n.proceeded),
-        Err(f) => class_error(&f.error),
-    }
-}
-
-/// Client bytes through the acceptor, as in the fuzz target.
-fn acceptor(chunks: &[&[u8]]) -> String {
-    let mut s = ServerNegotiator::new(ServerConfig::new(StreamKind::Client, "example.org"));
-    let mut done = false;
-    for chunk in chunks {
-        if let Err(e) = s.handle_input(chunk) {
-            return class_error(&e);
-        }
-        while let Some(a) = s.poll_action() {
-            done |= matches!(a, Action::StartTls | Action::Done);
-        }
-    }
-    match s.handle_eof() {
-        Ok(()) => format!("ok done={done} starttls={}", s.negotiation().starttls),
-        Err(e) => class_error(&e),
-    }
-}
+use certwatch_xmpp::fuzzing::{acceptor, class_error, side};
+use certwatch_xmpp::{Config, replay};
 
 fn corpus() -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/xmpp_server_bytes");
@@ -69,7 +35,7 @@ fn every_corpus_file_ends_in_the_same_classified_outcome_in_any_read_size() {
         let Some((&ctl, server)) = data.split_first() else {
             continue;
         };
-        let run = if ctl & 0x40 == 0 { client } else { acceptor };
+        let run = side(ctl);
         let whole = run(&[server]);
         for size in [usize::from(ctl & 0x3f) + 1, 1, 2, 3, 7, 64] {
             let chunked = run(&server.chunks(size).collect::<Vec<_>>());
