@@ -83,6 +83,8 @@ mod confirm;
 mod der;
 mod dnssec;
 mod endpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 mod judge;
 mod keys;
 mod matching;

@@ -2,12 +2,8 @@
 //! targets, so that every input that ever crashed stays a regression test.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use certwatch_core::{
-    MatchPolicy, MatchingType, Selector, Tlsa, TlsaLine, UnixTime, association_data,
-    certificate_spki, match_chain, pin_from_key_material,
-};
+use certwatch_core::fuzzing::{key_pins, tlsa_parse};
 
 fn corpus(name: &str) -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -23,54 +19,6 @@ fn corpus(name: &str) -> Vec<(String, Vec<u8>)> {
     out.sort();
     assert!(!out.is_empty(), "{} is empty", dir.display());
     out
-}
-
-/// The body of `fuzz/fuzz_targets/core_tlsa_parse.rs`.
-fn tlsa_parse(data: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(data);
-    let parsed = text.parse::<Tlsa>();
-    if let Ok(t) = &parsed {
-        let again: Tlsa = t.to_string().parse().expect("printed record parses");
-        assert_eq!(&again, t);
-        let _ = t.usability();
-        let _ = t.mnemonic();
-    }
-    if let Ok(line) = text.parse::<TlsaLine>() {
-        let _ = line.to_string();
-    }
-    parsed.is_ok()
-}
-
-/// The body of `fuzz/fuzz_targets/core_key_pins.rs`.
-fn key_pins(data: &[u8]) -> bool {
-    let pin = pin_from_key_material(data, "fuzz");
-    if let Ok(pin) = &pin {
-        assert_eq!(pin.tlsa().data.len(), 32);
-        let _ = pin.zone_line("h.example", 5222, 3600);
-    }
-    let _ = certificate_spki(data);
-    for sel in [Selector::Cert, Selector::Spki] {
-        let _ = association_data(data, sel, MatchingType::Sha256, "fuzz");
-    }
-    let records = [
-        Tlsa::new(3, 1, 1, vec![0; 32]),
-        Tlsa::new(2, 0, 1, vec![0; 32]),
-        Tlsa::new(2, 1, 0, data.to_vec()),
-        Tlsa::new(1, 1, 1, vec![0; 32]),
-        Tlsa::new(0, 0, 1, vec![0; 32]),
-    ];
-    let policy = MatchPolicy::new(
-        "example.org",
-        "xmpp.example.net",
-        UnixTime::since_unix_epoch(Duration::from_secs(1_800_000_000)),
-    );
-    let half = data.len() / 2;
-    let _ = match_chain(
-        &records,
-        &[data[..half].to_vec(), data[half..].to_vec()],
-        &policy,
-    );
-    pin.is_ok()
 }
 
 #[test]
