@@ -55,6 +55,7 @@ mod diagnose;
 mod discover;
 mod ede;
 mod error;
+mod evidence;
 mod lookup;
 mod name;
 mod resolver;
@@ -69,6 +70,10 @@ pub use discover::{
     HostLookup, QueryStats, ServiceDiscovery, ServiceMap, ServiceOutcome, SrvRecord,
 };
 pub use error::Error;
+pub use evidence::{
+    ChainCollector, ChainError, DnssecChain, MAX_CHAIN_BYTES, MAX_CHAIN_CNAMES, MAX_CHAIN_DEPTH,
+    MAX_CHAIN_RECORDS, SigFault, ValidatedRrset, verify_chain,
+};
 pub use name::{DomainName, NameError};
 pub use resolver::{Resolver, RrType};
 pub use rrset::{AnswerKind, RecordSeen, RrsetLookup, SignatureSeen};
