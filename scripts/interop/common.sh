@@ -5,11 +5,19 @@ export CW_ENV_VAR=CERTWATCH_INTEROP
 
 # Names shared by the parts. The DNS part publishes these; the XMPP part serves them.
 # XMPP service domains (Prosody VirtualHosts); parts may append with +=.
-CW_XMPP_DOMAINS=(match.test mismatch.test nodata.test nodata3.test insecure.test bogus.test expired.test cross.test multi.test insecure-srv.test bogus-ds.test nosrv.test nsec3-150.test nsec3-600.test dead.test cname.test wildcard.test large.test expiring.test split.test dot.test wildcard3.test)
+CW_XMPP_DOMAINS=(match.test mismatch.test nodata.test nodata3.test insecure.test bogus.test expired.test cross.test multi.test insecure-srv.test bogus-ds.test nosrv.test nsec3-150.test nsec3-600.test dead.test cname.test wildcard.test large.test expiring.test split.test dot.test wildcard3.test multi-wrong.test drill.test)
 # Prosody, the primary XMPP server, on 127.0.0.1 with the standard ports so the SRV-less
 # fallback (5222/5269) reaches it too. ejabberd, the second implementation, on 127.0.0.2.
 export CW_PROSODY_ADDR=127.0.0.1 CW_EJABBERD_ADDR=127.0.0.2
 export CW_C2S_PORT=5222 CW_C2S_DIRECT_PORT=5223 CW_S2S_PORT=5269
+# The second Prosody ("other", the interceptor): its own address, another key (other-ec). It
+# serves the mismatch scenarios, and it is the MITM that the hostile exit of the drill reaches.
+export CW_OTHER_ADDR=127.0.0.5
+# The replay server (genuine host-ec chain, handshake signed with other-ec).
+export CW_REPLAY_ADDR=127.0.0.4
+# The destination only the hostile-exit drill uses: the main Prosody listens here too, and the
+# hostile exit's connections to it are redirected to the other Prosody (scripts/interop/hostile.sh).
+export CW_DRILL_ADDR=127.0.0.6 CW_DRILL_DOMAIN=drill.test
 # The SRV target (host name) Prosody answers as, in its own zone hosts.test.
 export CW_PROSODY_HOST=xmpp.hosts.test CW_EJABBERD_HOST=ejabberd.hosts.test
 

@@ -32,7 +32,17 @@
 # Scenarios (XMPP service domains; `expect` is certwatch's domain verdict when Prosody and
 # ejabberd serve their keys; the names are a stable interface, keyed on by the tests):
 #   match        secure (NSEC). SRV x4 -> xmpp.match.test (A 127.0.0.1, own TLSA host-ec+host-rsa). match
-#   mismatch     secure. SRV x4 -> xmpp.mismatch.test (A 127.0.0.1) whose TLSA pins other-ec only. mismatch
+#   mismatch     secure. SRV x4 -> xmpp.mismatch.test (A 127.0.0.5, the second Prosody, which
+#                presents other-ec) whose TLSA pins host-ec, the first Prosody's key. mismatch
+#   multi-wrong  secure; SRV x4 -> xmpp.hosts.test and xmpp.multi-wrong.test (both prio 0; the
+#                latter A 127.0.0.5 = the second Prosody, TLSA host-ec+host-rsa). Several targets,
+#                one of them wrong: mismatch (xmpp.hosts.test entries match, the other mismatch)
+#   replay       secure; SRV x4 -> xmpp.replay.test (A 127.0.0.4, the replay server: genuine
+#                host-ec chain, handshake signed with other-ec), TLSA host-ec. mismatch
+#                (reason unproven-key)
+#   drill.test   (not a scenario: described by the hostile part) secure; c2s SRV only ->
+#                xmpp.drill.test:5222 (A 127.0.0.6, the main Prosody), TLSA host-ec+host-rsa;
+#                the other services' SRV target is ".". Only the hostile-exit drill uses it.
 #   nodata       secure (NSEC). SRV x4 -> xmpp.nodata.test (A 127.0.0.1), no TLSA: NODATA at
 #                _5222/_5269._tcp.xmpp.nodata.test (names that hold a TXT), NXDOMAIN at _5223/_5270,
 #                both NSEC-proven. no-records
@@ -183,7 +193,7 @@ _dns_zones() {
   local d="$CW_DIR/dns" z="$CW_DIR/dns/zones" i
   rm -rf "$z"; mkdir -p "$z"; : >"$d/scenarios.tsv"; : >"$d/zones.tsv"
   local secure=(hosts match mismatch nodata nodata3 bogus expired cross multi nosrv nsec3-150
-    nsec3-600 cname wildcard wildcard3 large expiring split notls dot)
+    nsec3-600 cname wildcard wildcard3 large expiring split notls dot multi-wrong replay drill)
   local insecure=(insecure insecure-srv)
 
   { _dns_head hosts.test.
@@ -198,9 +208,28 @@ _dns_zones() {
     "secure NSEC zone; SRV x4 to its own host xmpp.match.test, TLSA 3 1 1 host-ec and host-rsa"
 
   { _dns_head mismatch.test.; _dns_srv xmpp.mismatch.test.
-    printf 'xmpp A 127.0.0.1\n'; _dns_tlsa xmpp other-ec; } >"$z/mismatch.test.zone"
-  _dns_scenario mismatch secure mismatch xmpp.mismatch.test other-ec \
-    "secure; the host's TLSA pins other-ec only, while Prosody presents host-ec/host-rsa"
+    printf 'xmpp A %s\n' "$CW_OTHER_ADDR"; _dns_tlsa xmpp host-ec; } >"$z/mismatch.test.zone"
+  _dns_scenario mismatch secure mismatch xmpp.mismatch.test host-ec \
+    "secure; SRV x4 to xmpp.mismatch.test = $CW_OTHER_ADDR, a second Prosody that presents another key (other-ec), while the TLSA pins the first Prosody's key (host-ec)"
+
+  { _dns_head multi-wrong.test.
+    _dns_srv xmpp.hosts.test. 0 50; _dns_srv xmpp.multi-wrong.test. 0 50
+    printf 'xmpp A %s\n' "$CW_OTHER_ADDR"; _dns_tlsa xmpp host-ec host-rsa; } >"$z/multi-wrong.test.zone"
+  _dns_scenario multi-wrong secure mismatch "xmpp.hosts.test,xmpp.multi-wrong.test" host-ec,host-rsa \
+    "several targets, one of them wrong: SRV x4 to xmpp.hosts.test (the first Prosody, match) and xmpp.multi-wrong.test = $CW_OTHER_ADDR (the second Prosody, other-ec, while its TLSA pins host-ec+host-rsa: mismatch), same priority; domain mismatch"
+
+  { _dns_head replay.test.; _dns_srv xmpp.replay.test.
+    printf 'xmpp A %s\n' "$CW_REPLAY_ADDR"; _dns_tlsa xmpp host-ec; } >"$z/replay.test.zone"
+  _dns_scenario replay secure mismatch xmpp.replay.test host-ec \
+    "SRV x4 to xmpp.replay.test = $CW_REPLAY_ADDR, the replay server: it presents the genuine host-ec chain (pinned by the TLSA) but signs the handshake with other-ec. mismatch with reason unproven-key"
+
+  # The hostile-exit drill's domain: not a scenario (described by the hostile part), c2s only.
+  { _dns_head drill.test.
+    printf '_xmpp-client._tcp SRV 0 0 5222 xmpp.drill.test.\n_xmpp-server._tcp SRV 0 0 0 .\n'
+    printf '_xmpps-client._tcp SRV 0 0 0 .\n_xmpps-server._tcp SRV 0 0 0 .\n'
+    printf 'xmpp A %s\n' "$CW_DRILL_ADDR"
+    printf '_5222._tcp.xmpp TLSA 3 1 1 %s\n' "$(_dns_spki host-ec)" "$(_dns_spki host-rsa)"
+  } >"$z/drill.test.zone"
 
   local n
   for n in nodata nodata3; do
@@ -322,7 +351,8 @@ for port in sys.argv[1:]:
 
   # Sign the children.
   _dns_sign hosts.test.
-  for n in match mismatch nodata bogus cross multi nosrv cname wildcard large split bogus-ds notls dot; do
+  for n in match mismatch nodata bogus cross multi nosrv cname wildcard large split bogus-ds notls dot \
+    multi-wrong replay drill; do
     _dns_sign "$n.test."
   done
   _dns_sign nodata3.test. nsec3:0

@@ -7,6 +7,10 @@
 #   exits through its own guard, so with exits as guards only two of three exits were reachable.
 #   TestingTorNetwork with 20 s voting intervals: a consensus listing all three relays as exits
 #   appears ~13-27 s after the start.
+# - The third relay (cwrelay3, 127.0.0.13) runs as its own system user, cwexit (torrc `User`:
+#   tor binds as root, then drops to that user), so that nftables can tell its exit connections
+#   apart (`meta skuid`). The hostile part redirects that user's connections to one address
+#   that only the hostile-exit drill uses; to every other destination it is a normal exit.
 # - A C-tor client with a SOCKS5 port on 127.0.0.1:19050 (IsolateSOCKSAuth, the default: a new
 #   username/password gives a new circuit). UseEntryGuards 0, so every relay can be the exit.
 # - An arti configuration (arti's own TOML) for the same network: $CW_DIR/tor/arti.toml.
@@ -19,7 +23,7 @@
 # Description ($CW_DIR/describe/tor.json, key "tor"):
 #   {"socks": "127.0.0.1:19050", "arti_config": PATH,
 #    "relays": [{"nickname", "address", "or_port", "dir_port", "rsa_identity" (40 hex),
-#                "ed_identity" (base64, no padding), "v3ident" (40 hex)}, ...],   (the exits)
+#                "ed_identity" (base64, no padding), "v3ident" (40 hex), "user"}, ...],   (the exits)
 #    "guard": {"nickname", "address", "or_port", "rsa_identity", "ed_identity"}}
 
 TOR_RELAYS=(cwrelay1 cwrelay2 cwrelay3)
@@ -32,6 +36,8 @@ TOR_OR_PORTS=(5101 5102 5103)
 TOR_DIR_PORTS=(5151 5152 5153)
 TOR_SOCKS_ADDR=127.0.0.1 TOR_SOCKS_PORT=19050
 TOR_WAIT_SECS=${CW_TOR_WAIT_SECS:-90}
+# The relay (index into TOR_RELAYS) that runs as its own user, and that user.
+TOR_EXIT_USER_RELAY=2 TOR_EXIT_USER=cwexit
 
 tor_packages() { echo tor python3; }
 
@@ -151,6 +157,7 @@ ServerDNSDetectHijacking 0
 ServerDNSAllowBrokenConfig 1
 ShutdownWaitLength 0
 EOF
+    if [ "$i" -eq "$TOR_EXIT_USER_RELAY" ]; then echo "User $TOR_EXIT_USER"; fi
   } >"$CW_DIR/tor/${TOR_RELAYS[$i]}.torrc"
 }
 
@@ -221,7 +228,7 @@ _tor_write_description() {
   local rows="" i d
   for i in 0 1 2; do
     d="$CW_DIR/tor/${TOR_RELAYS[$i]}"
-    rows+="${TOR_RELAYS[$i]} ${TOR_RELAY_ADDRS[$i]} ${TOR_OR_PORTS[$i]} ${TOR_DIR_PORTS[$i]} $(_tor_rsa_id "$d") $(_tor_ed_id "$d") $(_tor_v3ident "$d")"$'\n'
+    rows+="${TOR_RELAYS[$i]} ${TOR_RELAY_ADDRS[$i]} ${TOR_OR_PORTS[$i]} ${TOR_DIR_PORTS[$i]} $(_tor_rsa_id "$d") $(_tor_ed_id "$d") $(_tor_v3ident "$d") $(_tor_relay_user "$i")"$'\n'
   done
   d="$CW_DIR/tor/$TOR_GUARD"
   python3 - "$TOR_SOCKS_ADDR:$TOR_SOCKS_PORT" "$CW_DIR/tor/arti.toml" "$rows" \
@@ -232,11 +239,31 @@ gnick, gaddr, gor, grsa, ged = sys.argv[4].split()
 guard = {"nickname": gnick, "address": gaddr, "or_port": int(gor), "rsa_identity": grsa, "ed_identity": ged}
 relays = []
 for line in rows.strip().splitlines():
-    nick, addr, orp, dirp, rsa, ed, v3 = line.split()
+    nick, addr, orp, dirp, rsa, ed, v3, user = line.split()
     relays.append({"nickname": nick, "address": addr, "or_port": int(orp), "dir_port": int(dirp),
-                   "rsa_identity": rsa, "ed_identity": ed, "v3ident": v3})
+                   "rsa_identity": rsa, "ed_identity": ed, "v3ident": v3, "user": user})
 print(json.dumps({"socks": socks, "arti_config": arti, "relays": relays, "guard": guard}, indent=2))
 PY
+}
+
+# The user that relay I runs as.
+_tor_relay_user() { if [ "$1" -eq "$TOR_EXIT_USER_RELAY" ]; then echo "$TOR_EXIT_USER"; else echo root; fi; }
+
+# Creates the system user of the user-owned relay (once) and gives it its data directory.
+_tor_exit_user() {
+  local d="$CW_DIR/tor/${TOR_RELAYS[$TOR_EXIT_USER_RELAY]}"
+  id -u "$TOR_EXIT_USER" >/dev/null 2>&1 \
+    || useradd -r -M -d /nonexistent -s /usr/sbin/nologin "$TOR_EXIT_USER" \
+    || cw_die "tor: useradd $TOR_EXIT_USER failed"
+  chown -R "$TOR_EXIT_USER:" "$d"
+  chmod 700 "$d"
+}
+
+# True when the user-owned relay runs as its user (an older environment ran it as root).
+_tor_exit_user_ok() {
+  local pid
+  pid=$(cat "$CW_DIR/pids/tor-${TOR_RELAYS[$TOR_EXIT_USER_RELAY]}.pid" 2>/dev/null) || return 1
+  [ "$(ps -o user= -p "$pid" 2>/dev/null | tr -d ' ')" = "$TOR_EXIT_USER" ]
 }
 
 _tor_relays_alive() {
@@ -270,7 +297,7 @@ tor_up() {
   local i n t0 now deadline
   mkdir -p "$CW_DIR/tor"
   # Idempotent: a running, working network is left alone.
-  if _tor_all_alive && [ -s "$CW_DIR/describe/tor.json" ] && [ -s "$CW_DIR/tor/arti.toml" ] \
+  if _tor_all_alive && _tor_exit_user_ok && [ -s "$CW_DIR/describe/tor.json" ] && [ -s "$CW_DIR/tor/arti.toml" ] \
     && _tor_socks_check 20 >/dev/null 2>&1; then
     cw_log "tor: already up (SOCKS $TOR_SOCKS_ADDR:$TOR_SOCKS_PORT works)"
     return 0
@@ -280,6 +307,7 @@ tor_up() {
   for i in 0 1 2; do _tor_keys "$i"; done
   _tor_guard_keys
   for n in "${TOR_RELAYS[@]}" "$TOR_GUARD" client; do _tor_wipe_state "$CW_DIR/tor/$n"; done
+  _tor_exit_user
   rm -rf "$CW_DIR/tor/arti"
   for i in 0 1 2; do _tor_write_relay_torrc "$i"; done
   _tor_write_guard_torrc

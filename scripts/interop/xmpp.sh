@@ -5,11 +5,15 @@
 #             direct TLS (XEP-0368) 5223, s2s STARTTLS 5269, s2s direct TLS 5270. A VirtualHost for every
 #             domain in CW_XMPP_DOMAINS plus $CW_PROSODY_HOST. Dual certificate: LuaSec loads
 #             host-ec (P-256) and host-rsa (RSA-2048) into one context, and OpenSSL picks by the
-#             client's signature algorithms (an ECDSA-capable client gets host-ec).
+#             client's signature algorithms (an ECDSA-capable client gets host-ec). It also
+#             listens on $CW_DRILL_ADDR (127.0.0.6), the destination only the hostile-exit drill uses.
 #   ejabberd  Debian's ejabberd on $CW_EJABBERD_ADDR (127.0.0.2), same four ports, the same
 #             domains plus $CW_EJABBERD_HOST, certificate ejabberd-ec.
 #   notls     a second Prosody on 127.0.0.3 (c2s 5222, s2s 5269) for domain notls.test, without
 #             mod_tls: its stream features offer no STARTTLS (the protocol-error scenario).
+#   other     a third Prosody on $CW_OTHER_ADDR (127.0.0.5), the four ports, with another key
+#             (other-ec) for mismatch.test, multi-wrong.test and drill.test: the interceptor of
+#             the mismatch scenarios, and the MITM the drill's hostile exit reaches.
 #
 # Configs and data live in $CW_DIR/xmpp, daemon output in $CW_DIR/logs/xmpp-*.log. The Prosody
 # configs come from scripts/interop/xmpp/prosody-config, which tests that need a Prosody of
@@ -25,8 +29,9 @@ CW_S2S_DIRECT_PORT=5270
 
 # The listeners of each server (ADDR:PORT, the last colon separates), checked free before a start.
 declare -gA XMPP_LISTENERS=(
-  [prosody]="$CW_PROSODY_ADDR:$CW_C2S_PORT $CW_PROSODY_ADDR:$CW_C2S_DIRECT_PORT $CW_PROSODY_ADDR:$CW_S2S_PORT $CW_PROSODY_ADDR:$CW_S2S_DIRECT_PORT $CW_PROSODY_ADDR6:$CW_C2S_PORT"
+  [prosody]="$CW_PROSODY_ADDR:$CW_C2S_PORT $CW_PROSODY_ADDR:$CW_C2S_DIRECT_PORT $CW_PROSODY_ADDR:$CW_S2S_PORT $CW_PROSODY_ADDR:$CW_S2S_DIRECT_PORT $CW_PROSODY_ADDR6:$CW_C2S_PORT $CW_DRILL_ADDR:$CW_C2S_PORT"
   [notls]="$CW_NOTLS_ADDR:$CW_C2S_PORT $CW_NOTLS_ADDR:$CW_S2S_PORT"
+  [other]="$CW_OTHER_ADDR:$CW_C2S_PORT $CW_OTHER_ADDR:$CW_C2S_DIRECT_PORT $CW_OTHER_ADDR:$CW_S2S_PORT $CW_OTHER_ADDR:$CW_S2S_DIRECT_PORT"
   [ejabberd]="$CW_EJABBERD_ADDR:$CW_C2S_PORT $CW_EJABBERD_ADDR:$CW_C2S_DIRECT_PORT $CW_EJABBERD_ADDR:$CW_S2S_PORT $CW_EJABBERD_ADDR:$CW_S2S_DIRECT_PORT"
 )
 
@@ -49,7 +54,7 @@ xmpp_up() {
   [ -s "$pki/host-ec.crt" ] || cw_die "xmpp needs the pki part: run \`scripts/interop-env up pki xmpp\`"
   mkdir -p "$d/ejabberd"
 
-  local args=(--listen "$CW_PROSODY_ADDR" --listen "$CW_PROSODY_ADDR6" --c2s "$CW_C2S_PORT"
+  local args=(--listen "$CW_PROSODY_ADDR" --listen "$CW_PROSODY_ADDR6" --listen "$CW_DRILL_ADDR" --c2s "$CW_C2S_PORT"
     --c2s-direct "$CW_C2S_DIRECT_PORT" --s2s "$CW_S2S_PORT" --s2s-direct "$CW_S2S_DIRECT_PORT"
     --cert "$pki/host-ec.fullchain.pem" "$pki/host-ec.key"
     --cert "$pki/host-rsa.fullchain.pem" "$pki/host-rsa.key"
@@ -62,11 +67,18 @@ xmpp_up() {
     --c2s "$CW_C2S_PORT" --s2s "$CW_S2S_PORT" --host "$CW_NOTLS_DOMAIN" >/dev/null
   _xmpp_restart_if_changed notls "$d/notls/prosody.cfg.lua" \
     prosody --config "$d/notls/prosody.cfg.lua" -F
+  "$CW_SCRIPTS/xmpp/prosody-config" --dir "$d/other" --listen "$CW_OTHER_ADDR" \
+    --c2s "$CW_C2S_PORT" --c2s-direct "$CW_C2S_DIRECT_PORT" --s2s "$CW_S2S_PORT" --s2s-direct "$CW_S2S_DIRECT_PORT" \
+    --cert "$pki/other-ec.fullchain.pem" "$pki/other-ec.key" \
+    --host mismatch.test --host multi-wrong.test --host "$CW_DRILL_DOMAIN" >/dev/null
+  _xmpp_restart_if_changed other "$d/other/prosody.cfg.lua" \
+    prosody --config "$d/other/prosody.cfg.lua" -F
   _xmpp_ejabberd_config >"$d/ejabberd/ejabberd.yml"
   _xmpp_restart_if_changed ejabberd "$d/ejabberd/ejabberd.yml" "$CW_SCRIPTS/xmpp/ejabberd-run" "$d/ejabberd"
 
   # Wait until every listener answers with the expected key.
-  local ec rsa ej
+  local ec rsa ej other
+  other=$(cw_spki_sha256 "$pki/other-ec.crt")
   ec=$(cw_spki_sha256 "$pki/host-ec.crt")
   rsa=$(cw_spki_sha256 "$pki/host-rsa.crt")
   ej=$(cw_spki_sha256 "$pki/ejabberd-ec.crt")
@@ -78,6 +90,13 @@ xmpp_up() {
   _xmpp_expect prosody "$CW_PROSODY_ADDR" "$CW_S2S_DIRECT_PORT" s2s-direct "$dom" ec "$ec"
   _xmpp_expect prosody "$CW_PROSODY_ADDR" "$CW_C2S_PORT" c2s-starttls "$CW_PROSODY_HOST" ec "$ec"
   _xmpp_expect prosody "$CW_PROSODY_ADDR6" "$CW_C2S_PORT" c2s-starttls "$dom" ec "$ec"
+  _xmpp_expect prosody "$CW_DRILL_ADDR" "$CW_C2S_PORT" c2s-starttls "$CW_DRILL_DOMAIN" ec "$ec"
+  _xmpp_expect prosody "$CW_DRILL_ADDR" "$CW_C2S_PORT" c2s-starttls "$CW_DRILL_DOMAIN" rsa "$rsa"
+  _xmpp_expect other "$CW_OTHER_ADDR" "$CW_C2S_PORT" c2s-starttls mismatch.test ec "$other"
+  _xmpp_expect other "$CW_OTHER_ADDR" "$CW_C2S_DIRECT_PORT" c2s-direct mismatch.test ec "$other"
+  _xmpp_expect other "$CW_OTHER_ADDR" "$CW_S2S_PORT" s2s-starttls mismatch.test ec "$other"
+  _xmpp_expect other "$CW_OTHER_ADDR" "$CW_S2S_DIRECT_PORT" s2s-direct mismatch.test ec "$other"
+  _xmpp_expect other "$CW_OTHER_ADDR" "$CW_C2S_PORT" c2s-starttls "$CW_DRILL_DOMAIN" ec "$other"
   _xmpp_expect ejabberd "$CW_EJABBERD_ADDR" "$CW_C2S_PORT" c2s-starttls "$dom" ec "$ej"
   _xmpp_expect ejabberd "$CW_EJABBERD_ADDR" "$CW_C2S_DIRECT_PORT" c2s-direct "$dom" ec "$ej"
   _xmpp_expect ejabberd "$CW_EJABBERD_ADDR" "$CW_S2S_PORT" s2s-starttls "$dom" ec "$ej"
@@ -239,19 +258,24 @@ _xmpp_describe() {
   pv=$(dpkg-query -W -f='${Version}' prosody | sed 's/-[^-]*$//')
   ev=$(dpkg-query -W -f='${Version}' ejabberd | sed 's/-[^-]*$//')
   python3 - "$CW_DIR" "$pv" "$ev" "$CW_PROSODY_HOST" "$CW_EJABBERD_HOST" "$CW_NOTLS_ADDR" \
-    "$CW_NOTLS_DOMAIN" "${CW_XMPP_DOMAINS[@]}" <<PY
+    "$CW_NOTLS_DOMAIN" "$CW_OTHER_ADDR" "$CW_DRILL_ADDR" "$CW_DRILL_DOMAIN" "${CW_XMPP_DOMAINS[@]}" <<PY
 import json, sys
-d, pv, ev, phost, ehost, naddr, ndom = sys.argv[1:8]
-domains = sys.argv[8:]
+d, pv, ev, phost, ehost, naddr, ndom, oaddr, daddr, ddom = sys.argv[1:11]
+domains = sys.argv[11:]
 def server(addr, addr6, host, keys, version, log):
     return {"address": addr, "address6": addr6, "host": host, "c2s": $CW_C2S_PORT, "c2s_direct": $CW_C2S_DIRECT_PORT,
             "s2s": $CW_S2S_PORT, "s2s_direct": $CW_S2S_DIRECT_PORT, "domains": [host] + domains,
             "keys": keys, "version": version, "log": f"{d}/logs/xmpp-{log}.log"}
 out = {
-    "prosody": server("$CW_PROSODY_ADDR", "$CW_PROSODY_ADDR6", phost, ["host-ec", "host-rsa"], pv, "prosody"),
+    "prosody": dict(server("$CW_PROSODY_ADDR", "$CW_PROSODY_ADDR6", phost, ["host-ec", "host-rsa"], pv, "prosody"),
+                    drill_address=daddr),
     "ejabberd": server("$CW_EJABBERD_ADDR", None, ehost, ["ejabberd-ec"], ev, "ejabberd"),
     # Tests that need a Prosody of their own write its config with this script.
     "prosody_config": "$CW_SCRIPTS/xmpp/prosody-config",
+    # The second TLS Prosody: another key, for the mismatch scenarios and as the drill's MITM.
+    "other": {"address": oaddr, "c2s": $CW_C2S_PORT, "c2s_direct": $CW_C2S_DIRECT_PORT, "s2s": $CW_S2S_PORT,
+              "s2s_direct": $CW_S2S_DIRECT_PORT, "domains": ["mismatch.test", "multi-wrong.test", ddom],
+              "keys": ["other-ec"], "version": pv, "log": f"{d}/logs/xmpp-other.log"},
     "notls": {"address": naddr, "c2s": $CW_C2S_PORT, "s2s": $CW_S2S_PORT, "domains": [ndom],
               "starttls": False, "version": pv, "log": f"{d}/logs/xmpp-notls.log"},
 }

@@ -122,9 +122,18 @@ async fn match_tlsa_validated_locally_from_nsd_is_secure() {
 }
 
 #[tokio::test]
-async fn mismatch_tlsa_is_secure_and_pins_the_other_key() {
+async fn mismatch_tlsa_is_secure_and_pins_the_first_prosodys_key() {
     let env = Interop::require();
-    assert_secure_tlsa(&env, "dns.unbound", "mismatch", &["other-ec"]).await;
+    // The second Prosody (xmpp.other) presents other-ec; the TLSA pins the first one's key.
+    assert_secure_tlsa(&env, "dns.unbound", "mismatch", &["host-ec"]).await;
+    assert_eq!(
+        env.str("dns.scenarios.mismatch.targets.0").unwrap(),
+        "xmpp.mismatch.test"
+    );
+    assert_eq!(
+        env.get("xmpp.other.keys").unwrap(),
+        &serde_json::json!(["other-ec"])
+    );
 }
 
 #[tokio::test]

@@ -586,3 +586,67 @@ fn a_test_can_start_its_own_prosody_with_another_key_and_a_component() {
         "component refused: {accepted}"
     );
 }
+
+#[test]
+fn the_other_prosody_presents_other_ec_on_all_four_services() {
+    let env = Interop::require();
+    assert_eq!(keys(&env, "other"), ["other-ec"]);
+    let want = expected(&env, "other-ec");
+    assert_ne!(want, expected(&env, "host-ec"));
+    assert_ne!(
+        env.str("xmpp.other.address").unwrap(),
+        env.str("xmpp.prosody.address").unwrap()
+    );
+    for service in [
+        Service::C2sStarttls,
+        Service::C2sDirect,
+        Service::S2sStarttls,
+        Service::S2sDirect,
+    ] {
+        for domain in domains(&env, "other") {
+            let got = presented_spki(&env, "other", service, &domain, KeyType::Ecdsa);
+            assert_eq!(got, want, "other {service:?} for {domain}");
+        }
+    }
+}
+
+#[test]
+fn prosody_listens_on_the_drill_address_with_its_own_keys() {
+    let env = Interop::require();
+    let addr: IpAddr = env
+        .str("xmpp.prosody.drill_address")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let at = SocketAddr::new(addr, env.u64("xmpp.prosody.c2s").unwrap() as u16);
+    for (key, name) in [(KeyType::Ecdsa, "host-ec"), (KeyType::Rsa, "host-rsa")] {
+        let out = s_client_at(at, Service::C2sStarttls, "drill.test", Some(key));
+        assert_eq!(leaf_spki(&out, "drill address"), expected(&env, name));
+    }
+}
+
+/// The replay server presents host-ec's genuine chain, and openssl (the independent peer)
+/// refuses its handshake signature: it does not hold host-ec's key.
+#[test]
+fn the_replay_server_presents_the_genuine_chain_with_a_bad_signature() {
+    let env = Interop::require();
+    assert_eq!(env.str("replay.chain_key").unwrap(), "host-ec");
+    assert_eq!(env.str("replay.signing_key").unwrap(), "other-ec");
+    let addr: IpAddr = env.str("replay.address").unwrap().parse().unwrap();
+    for service in [
+        Service::C2sStarttls,
+        Service::C2sDirect,
+        Service::S2sStarttls,
+        Service::S2sDirect,
+    ] {
+        let port = env.u64(&format!("replay.{}", service.port_key())).unwrap() as u16;
+        let out = s_client_at(SocketAddr::new(addr, port), service, "replay.test", None);
+        assert_eq!(
+            leaf_spki(&out, "replay server"),
+            expected(&env, "host-ec"),
+            "{service:?}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("bad signature"), "{service:?}: {stderr}");
+    }
+}
