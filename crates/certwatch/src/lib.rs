@@ -73,6 +73,7 @@
 mod addresses;
 mod check;
 mod error;
+pub mod evidence;
 mod options;
 mod report;
 

@@ -1,0 +1,794 @@
+//! The evidence bundle: a signed JSON document that lets anyone check offline what certwatch
+//! saw (issue 9, `docs/evidence.md`).
+//!
+//! An [`EvidenceBundle`] carries, for one domain check:
+//!
+//! * the domain, its verdict and when it was checked;
+//! * per probe target: the chain the server presented (PEM) and proved, the SHA-256 of the
+//!   leaf's SubjectPublicKeyInfo, and where and when it was seen (vantage point, Tor exit);
+//! * per TLSA owner: the TLSA RRset with its DNSSEC chain (certwatch-dns
+//!   [`DnssecChain`]: DS, DNSKEY and RRSIG records from the root down, RFC 9102 style);
+//! * the service's Ed25519 signature.
+//!
+//! # What is signed
+//!
+//! The signature covers the bytes `certwatch-evidence-v1` + LF (0x0A), followed by the
+//! canonical JSON of the bundle **without** its `signature` member: object members sorted by
+//! key (UTF-16 code units, as RFC 8785), no insignificant white space, strings escaped as
+//! serde_json (and RFC 8785) do, integers in decimal. A bundle never holds fractional
+//! numbers; the verifier refuses any. The canonical form is computed from the JSON as
+//! received, so fields a verifier does not know are still covered by the signature.
+//!
+//! ```
+//! use certwatch::evidence::{EvidenceBundle, verify_signature};
+//! use ring::signature::{Ed25519KeyPair, KeyPair as _};
+//!
+//! let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+//! let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+//! let bundle = EvidenceBundle::new(
+//!     "example.org",
+//!     certwatch::Verdict::Mismatch,
+//!     "2026-11-28T17:00:00Z",
+//!     "2026-11-28T17:00:05Z",
+//! );
+//! let bytes = bundle.sign(&key).unwrap();
+//! let back = verify_signature(&bytes, key.public_key().as_ref()).unwrap();
+//! assert_eq!(back.domain, "example.org");
+//! // Another key does not verify it.
+//! let other = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+//! let other = Ed25519KeyPair::from_pkcs8(other.as_ref()).unwrap();
+//! assert!(verify_signature(&bytes, other.public_key().as_ref()).is_err());
+//! ```
+//!
+//! [`verify`] checks the signature, every DNSSEC chain against a trust anchor at an injected
+//! time, every certificate chain against its SPKI hash, and says for each probe whether the
+//! presented key is in the validated TLSA RRset.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use certwatch_core::{
+    EndpointId, ProbeTarget, Service, Tlsa, UnixTime, Vantage, Verdict, certificate_spki,
+    match_chain, spki_sha256,
+};
+use certwatch_dns::{
+    ChainCollector, ChainError, DnssecChain, RrType, TrustAnchor, ValidatedRrset, verify_chain,
+};
+use certwatch_probe::{CheckIsolation, KeyRequest, Probe, Prober};
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::options::CheckOptions;
+use crate::report::Report;
+
+/// The version of the evidence JSON schema.
+pub const EVIDENCE_SCHEMA_VERSION: u32 = 1;
+/// The bytes that precede the canonical JSON in the signed message.
+pub const SIGNING_CONTEXT: &[u8] = b"certwatch-evidence-v1\n";
+/// A bundle larger than this is refused before parsing.
+pub const MAX_BUNDLE_BYTES: usize = 4 * 1024 * 1024;
+/// At most this many certificates per presented chain.
+pub const MAX_CHAIN_CERTS: usize = 16;
+
+/// One evidence document (schema version [`EVIDENCE_SCHEMA_VERSION`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct EvidenceBundle {
+    /// Always [`EVIDENCE_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The checked domain, A-label form, no trailing dot.
+    pub domain: String,
+    /// The domain's verdict.
+    pub verdict: Verdict,
+    /// When the check started, RFC 3339 UTC.
+    pub checked_at: String,
+    /// When the bundle was assembled, RFC 3339 UTC.
+    pub created_at: String,
+    /// What each probe saw.
+    pub probes: Vec<ProbeEvidence>,
+    /// The TLSA RRsets with their DNSSEC chains, one per TLSA owner.
+    pub dnssec: Vec<DnssecChain>,
+    /// What could not be gathered, in words (a chain that could not be collected, a probe
+    /// that failed).
+    pub gaps: Vec<String>,
+    /// The service's signature; `None` before [`EvidenceBundle::sign`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<BundleSignature>,
+}
+
+/// What one probe of one target saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ProbeEvidence {
+    /// The service.
+    pub service: Service,
+    /// The SRV target (or the domain for the RFC 6120 fallback), no trailing dot.
+    pub target: String,
+    /// The TCP port.
+    pub port: u16,
+    /// The address connected to.
+    pub address: IpAddr,
+    /// The TLSA owner of the endpoint (`_<port>._tcp.<target>.`).
+    pub tlsa_owner: String,
+    /// `direct`, `tor:<exit address>`, `tor` or `socks`.
+    pub vantage: Vantage,
+    /// The Tor exit relay, when known.
+    pub exit: Option<ExitEvidence>,
+    /// When the probe was made, RFC 3339 UTC.
+    pub probed_at: String,
+    /// The presented chain, leaf first, as PEM `CERTIFICATE` blocks.
+    pub chain_pem: String,
+    /// SHA-256 of the leaf's SubjectPublicKeyInfo, lowercase hex.
+    pub spki_sha256: String,
+}
+
+/// A Tor exit relay as the circuit described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ExitEvidence {
+    /// RSA identity fingerprint (hex), when known.
+    pub rsa_identity: Option<String>,
+    /// Ed25519 identity, when known.
+    pub ed25519_identity: Option<String>,
+    /// The relay's addresses (`IP:port`).
+    pub addresses: Vec<String>,
+}
+
+/// The service's signature over a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BundleSignature {
+    /// Always `ed25519`.
+    pub algorithm: String,
+    /// Lowercase hex SHA-256 of the 32-byte public key (identifies the key; the verifier
+    /// brings the key itself).
+    pub key_id: String,
+    /// Standard base64 of the 64-byte signature.
+    pub value: String,
+}
+
+/// Why a bundle cannot be built, or does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvidenceError {
+    /// The bundle is larger than [`MAX_BUNDLE_BYTES`].
+    #[error("the evidence bundle is larger than {limit} bytes")]
+    TooLarge {
+        /// The bound.
+        limit: usize,
+    },
+    /// The bytes are not an evidence bundle.
+    #[error("not an evidence bundle: {0}")]
+    Format(String),
+    /// A schema version this verifier does not know.
+    #[error(
+        "evidence schema version {found} is not supported (this verifier knows {EVIDENCE_SCHEMA_VERSION})"
+    )]
+    UnsupportedVersion {
+        /// The version found.
+        found: u64,
+    },
+    /// The bundle carries no signature.
+    #[error("the evidence bundle is not signed")]
+    Unsigned,
+    /// The signature does not verify with the given key.
+    #[error(
+        "the signature of the evidence bundle for {domain} does not verify with the given Ed25519 key (key id {key_id}): the bundle was changed, or signed with another key"
+    )]
+    BadSignature {
+        /// The domain the bundle claims.
+        domain: String,
+        /// The key id the bundle names.
+        key_id: String,
+    },
+    /// The DNSSEC chain of a TLSA owner does not verify.
+    #[error("the DNSSEC chain of {owner} does not verify: {source}")]
+    Dnssec {
+        /// The TLSA owner.
+        owner: String,
+        /// The failing link.
+        source: Box<ChainError>,
+    },
+    /// A probe's TLSA owner has no DNSSEC chain in the bundle.
+    #[error("no DNSSEC chain for {owner} in the bundle")]
+    MissingChain {
+        /// The TLSA owner.
+        owner: String,
+    },
+    /// A probe's TLSA owner is not `_<port>._tcp.<target>.`.
+    #[error("the probe of {target} port {port} names TLSA owner {owner}")]
+    OwnerMismatch {
+        /// The target.
+        target: String,
+        /// The port.
+        port: u16,
+        /// The owner named.
+        owner: String,
+    },
+    /// A presented chain does not parse.
+    #[error("the chain presented by {target} ({address}) is unusable: {detail}")]
+    Certificate {
+        /// The target.
+        target: String,
+        /// The address.
+        address: IpAddr,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The SPKI hash stated for a probe is not that of its leaf.
+    #[error(
+        "the probe of {target} ({address}) states SPKI SHA-256 {stated}, but its leaf has {computed}"
+    )]
+    SpkiMismatch {
+        /// The target.
+        target: String,
+        /// The address.
+        address: IpAddr,
+        /// The stated hash.
+        stated: String,
+        /// The hash of the leaf in the bundle.
+        computed: String,
+    },
+    /// The bundle is about another domain than expected (a replayed bundle).
+    #[error("the evidence bundle is about {found}, not {expected}")]
+    DomainMismatch {
+        /// The domain expected.
+        expected: String,
+        /// The domain in the bundle.
+        found: String,
+    },
+    /// The public key is not a 32-byte Ed25519 key.
+    #[error("the Ed25519 public key must be 32 bytes, not {len}")]
+    BadPublicKey {
+        /// Its length.
+        len: usize,
+    },
+    /// Gathering the evidence failed before anything could be collected.
+    #[error("gathering evidence for {domain}: {detail}")]
+    Gather {
+        /// The domain.
+        domain: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+impl EvidenceBundle {
+    /// An empty, unsigned bundle for a domain (add probes and chains, then sign).
+    pub fn new(
+        domain: impl Into<String>,
+        verdict: Verdict,
+        checked_at: impl Into<String>,
+        created_at: impl Into<String>,
+    ) -> Self {
+        EvidenceBundle {
+            schema_version: EVIDENCE_SCHEMA_VERSION,
+            domain: domain.into(),
+            verdict,
+            checked_at: checked_at.into(),
+            created_at: created_at.into(),
+            probes: Vec::new(),
+            dnssec: Vec::new(),
+            gaps: Vec::new(),
+            signature: None,
+        }
+    }
+
+    /// An empty bundle with the domain, verdict and time of a report.
+    pub fn for_report(report: &Report, created_at_unix: u64) -> Self {
+        EvidenceBundle::new(
+            report.domain.clone(),
+            report.verdict,
+            report.checked_at.clone(),
+            rfc3339(created_at_unix),
+        )
+    }
+
+    /// The exact bytes the signature covers: [`SIGNING_CONTEXT`] and the canonical JSON of
+    /// the bundle without `signature`.
+    pub fn signed_bytes(&self) -> Result<Vec<u8>, EvidenceError> {
+        let mut v = serde_json::to_value(self).map_err(|e| EvidenceError::Format(e.to_string()))?;
+        if let Value::Object(m) = &mut v {
+            m.remove("signature");
+        }
+        signing_input(&v)
+    }
+
+    /// Signs the bundle with the service's key and returns the signed JSON document (the
+    /// bytes to publish; pretty-printed, which the signature does not depend on).
+    pub fn sign(mut self, key: &Ed25519KeyPair) -> Result<Vec<u8>, EvidenceError> {
+        self.signature = None;
+        let msg = self.signed_bytes()?;
+        let sig = key.sign(&msg);
+        self.signature = Some(BundleSignature {
+            algorithm: "ed25519".into(),
+            key_id: key_id(key.public_key().as_ref()),
+            value: B64.encode(sig.as_ref()),
+        });
+        serde_json::to_vec_pretty(&self).map_err(|e| EvidenceError::Format(e.to_string()))
+    }
+}
+
+impl ProbeEvidence {
+    /// The evidence of one successful probe (its chain was proven by the handshake),
+    /// made at `probed_at_unix`.
+    pub fn from_probe(probe: &Probe, probed_at_unix: u64) -> Result<Self, EvidenceError> {
+        let target = &probe.target;
+        let leaf = probe
+            .chain
+            .first()
+            .ok_or_else(|| EvidenceError::Certificate {
+                target: target.id.target.clone(),
+                address: target.address,
+                detail: "empty chain".into(),
+            })?;
+        let spki = certificate_spki(leaf.der()).ok_or_else(|| EvidenceError::Certificate {
+            target: target.id.target.clone(),
+            address: target.address,
+            detail: "the leaf does not parse".into(),
+        })?;
+        let exit = match &probe.vantage {
+            certwatch_probe::Vantage::Tor { exit: Some(e) } => Some(ExitEvidence {
+                rsa_identity: e.rsa_identity.clone(),
+                ed25519_identity: e.ed25519_identity.clone(),
+                addresses: e.addrs.iter().map(ToString::to_string).collect(),
+            }),
+            _ => None,
+        };
+        let vantage = match &probe.vantage {
+            certwatch_probe::Vantage::Direct => Vantage::Direct,
+            certwatch_probe::Vantage::Socks { .. } => Vantage::Socks,
+            other => Vantage::Tor(other.exit_ip()),
+        };
+        Ok(ProbeEvidence {
+            service: target.id.service,
+            target: target.id.target.trim_end_matches('.').to_owned(),
+            port: target.id.port,
+            address: target.address,
+            tlsa_owner: tlsa_owner(&target.id.target, target.id.port),
+            vantage,
+            exit,
+            probed_at: rfc3339(probed_at_unix),
+            chain_pem: probe.chain.iter().map(|c| pem(c.der())).collect(),
+            spki_sha256: hex(&spki_sha256(&spki)),
+        })
+    }
+}
+
+/// What [`verify`] established about one probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedProbe {
+    /// The probe as carried in the bundle.
+    pub probe: ProbeEvidence,
+    /// True when the presented chain matches the validated TLSA RRset (RFC 6698 / 7671
+    /// rules of certwatch-core).
+    pub in_tlsa: bool,
+    /// The record that matched.
+    pub matched_record: Option<Tlsa>,
+}
+
+/// A bundle whose signature, DNSSEC chains and certificate hashes verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedBundle {
+    /// The bundle.
+    pub bundle: EvidenceBundle,
+    /// The validated TLSA RRsets, by owner.
+    pub tlsa: BTreeMap<String, ValidatedRrset>,
+    /// Per probe: whether the presented key is in the validated TLSA set.
+    pub probes: Vec<VerifiedProbe>,
+}
+
+impl VerifiedBundle {
+    /// Fails unless the bundle is about `domain` (protects against a genuine bundle replayed
+    /// for another domain).
+    pub fn expect_domain(&self, domain: &str) -> Result<(), EvidenceError> {
+        let want = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        if self.bundle.domain.to_ascii_lowercase() == want {
+            Ok(())
+        } else {
+            Err(EvidenceError::DomainMismatch {
+                expected: want,
+                found: self.bundle.domain.clone(),
+            })
+        }
+    }
+
+    /// True when some probe saw a key that is not in the validated TLSA set.
+    pub fn any_key_outside_tlsa(&self) -> bool {
+        self.probes.iter().any(|p| !p.in_tlsa)
+    }
+}
+
+/// Checks the Ed25519 signature of a bundle with the service's 32-byte public key and
+/// returns the bundle (its DNSSEC chains are not checked: see [`verify`]).
+pub fn verify_signature(
+    bundle_bytes: &[u8],
+    public_key: &[u8],
+) -> Result<EvidenceBundle, EvidenceError> {
+    if public_key.len() != 32 {
+        return Err(EvidenceError::BadPublicKey {
+            len: public_key.len(),
+        });
+    }
+    if bundle_bytes.len() > MAX_BUNDLE_BYTES {
+        return Err(EvidenceError::TooLarge {
+            limit: MAX_BUNDLE_BYTES,
+        });
+    }
+    let mut v: Value = serde_json::from_slice(bundle_bytes)
+        .map_err(|e| EvidenceError::Format(format!("not JSON: {e}")))?;
+    let Value::Object(map) = &mut v else {
+        return Err(EvidenceError::Format("not a JSON object".into()));
+    };
+    match map.get("schema_version").and_then(Value::as_u64) {
+        Some(n) if n == u64::from(EVIDENCE_SCHEMA_VERSION) => {}
+        Some(n) => return Err(EvidenceError::UnsupportedVersion { found: n }),
+        None => return Err(EvidenceError::Format("no schema_version".into())),
+    }
+    let domain = map
+        .get("domain")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let sig_value = map.remove("signature").ok_or(EvidenceError::Unsigned)?;
+    let sig: BundleSignature = serde_json::from_value(sig_value.clone())
+        .map_err(|e| EvidenceError::Format(format!("signature: {e}")))?;
+    if sig.algorithm != "ed25519" {
+        return Err(EvidenceError::Format(format!(
+            "signature algorithm `{}` (only ed25519)",
+            sig.algorithm
+        )));
+    }
+    let bad = || EvidenceError::BadSignature {
+        domain: domain.clone(),
+        key_id: sig.key_id.clone(),
+    };
+    let raw = B64.decode(sig.value.as_bytes()).map_err(|_| bad())?;
+    let msg = signing_input(&v)?;
+    UnparsedPublicKey::new(&ED25519, public_key)
+        .verify(&msg, &raw)
+        .map_err(|_| bad())?;
+    if let Value::Object(map) = &mut v {
+        map.insert("signature".into(), sig_value);
+    }
+    serde_json::from_value(v).map_err(|e| EvidenceError::Format(e.to_string()))
+}
+
+/// Verifies a bundle offline: the Ed25519 signature with the service's public key, every
+/// DNSSEC chain against `anchor` at `now` (Unix seconds), every presented chain against its
+/// stated SPKI hash, and for every probe whether the presented key is in the validated TLSA
+/// RRset of its endpoint. A bundle whose DNS was bogus when it was made fails here with
+/// [`EvidenceError::Dnssec`] naming the link; [`verify_signature`] still reads it.
+pub fn verify(
+    bundle_bytes: &[u8],
+    public_key: &[u8],
+    anchor: &TrustAnchor,
+    now: u64,
+) -> Result<VerifiedBundle, EvidenceError> {
+    let bundle = verify_signature(bundle_bytes, public_key)?;
+    let mut tlsa = BTreeMap::new();
+    for chain in &bundle.dnssec {
+        let owner = normal_owner(&chain.owner);
+        let v = verify_chain(chain, anchor, now).map_err(|source| EvidenceError::Dnssec {
+            owner: owner.clone(),
+            source: Box::new(source),
+        })?;
+        tlsa.insert(owner, v);
+    }
+    let policy_now = UnixTime::since_unix_epoch(Duration::from_secs(now));
+    let mut probes = Vec::new();
+    for p in &bundle.probes {
+        let owner = normal_owner(&p.tlsa_owner);
+        if owner != tlsa_owner(&p.target, p.port) {
+            return Err(EvidenceError::OwnerMismatch {
+                target: p.target.clone(),
+                port: p.port,
+                owner: p.tlsa_owner.clone(),
+            });
+        }
+        let ders = parse_pem_chain(&p.chain_pem).map_err(|detail| EvidenceError::Certificate {
+            target: p.target.clone(),
+            address: p.address,
+            detail,
+        })?;
+        let computed = ders
+            .first()
+            .and_then(|leaf| certificate_spki(leaf))
+            .map(|s| hex(&spki_sha256(&s)))
+            .ok_or_else(|| EvidenceError::Certificate {
+                target: p.target.clone(),
+                address: p.address,
+                detail: "the leaf does not parse".into(),
+            })?;
+        if computed != p.spki_sha256.to_ascii_lowercase() {
+            return Err(EvidenceError::SpkiMismatch {
+                target: p.target.clone(),
+                address: p.address,
+                stated: p.spki_sha256.clone(),
+                computed,
+            });
+        }
+        let rrset = tlsa
+            .get(&owner)
+            .ok_or_else(|| EvidenceError::MissingChain {
+                owner: owner.clone(),
+            })?;
+        let policy = certwatch_core::MatchPolicy::new(&bundle.domain, &p.target, policy_now);
+        let outcome = match_chain(&rrset.tlsa, &ders, &policy);
+        probes.push(VerifiedProbe {
+            probe: p.clone(),
+            in_tlsa: outcome.is_match(),
+            matched_record: outcome.matched_record().cloned(),
+        });
+    }
+    Ok(VerifiedBundle {
+        bundle,
+        tlsa,
+        probes,
+    })
+}
+
+/// Gathers the evidence of a report: collects the DNSSEC chain of every TLSA owner the
+/// report names (through the options' resolver), and probes every target and key type that
+/// presented a key again over the options' transport, recording the chain, vantage and time.
+///
+/// The probes are new ones, made now: they show what the server presents at the time of
+/// the bundle. A caller that kept the [`Probe`]s of its own check (or confirmation) can
+/// build the bundle from them with [`ProbeEvidence::from_probe`] instead. Failures become
+/// [`EvidenceBundle::gaps`]; the bundle is unsigned.
+pub async fn gather(options: &CheckOptions, report: &Report) -> EvidenceBundle {
+    let clock = options.clock.clone();
+    let mut bundle = EvidenceBundle::for_report(report, clock.now_unix());
+    let mut owners: Vec<(String, u16, String)> = Vec::new();
+    for e in report.endpoints.iter().filter(|e| !e.tlsa.is_empty()) {
+        let owner = tlsa_owner(&e.target, e.port);
+        if !owners.iter().any(|(_, _, o)| o == &owner) {
+            owners.push((e.target.clone(), e.port, owner));
+        }
+    }
+    match ChainCollector::new(options.resolver_config()) {
+        Ok(collector) => {
+            for (_, _, owner) in &owners {
+                match collector.collect(owner, RrType::Tlsa).await {
+                    Ok(chain) => bundle.dnssec.push(chain),
+                    Err(e) => bundle.gaps.push(format!("DNSSEC chain of {owner}: {e}")),
+                }
+            }
+        }
+        Err(e) => bundle.gaps.push(format!("DNSSEC chains: {e}")),
+    }
+    let prober = Prober::new(options.transport.clone(), options.probe_options());
+    let isolation = CheckIsolation::new();
+    for e in &report.endpoints {
+        let (Some(address), Some(kt), None) = (e.address, e.key_type, &e.error) else {
+            continue;
+        };
+        let kr = match kt {
+            certwatch_core::KeyType::Rsa => KeyRequest::Rsa,
+            _ => KeyRequest::Ec,
+        };
+        let target = ProbeTarget::new(
+            &report.domain,
+            EndpointId::new(e.service, &e.target, e.port),
+            address,
+        );
+        let at = clock.now_unix();
+        match prober.probe(&target, &isolation, kr).await {
+            Ok(p) => match ProbeEvidence::from_probe(&p, at) {
+                Ok(pe) => bundle.probes.push(pe),
+                Err(err) => bundle.gaps.push(err.to_string()),
+            },
+            Err(err) => bundle.gaps.push(format!(
+                "probe of {} port {} at {address} ({}): {err}",
+                e.target,
+                e.port,
+                kr.as_str()
+            )),
+        }
+    }
+    bundle
+}
+
+/// The lowercase hex SHA-256 of a raw Ed25519 public key: the `key_id` of its signatures.
+pub fn key_id(public_key: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, public_key).as_ref())
+}
+
+/// The canonical JSON of `v` (RFC 8785 for the values a bundle holds).
+pub fn canonical_json(v: &Value) -> Result<String, EvidenceError> {
+    let mut out = String::new();
+    write_canonical(v, &mut out)?;
+    Ok(out)
+}
+
+fn signing_input(v: &Value) -> Result<Vec<u8>, EvidenceError> {
+    let mut msg = SIGNING_CONTEXT.to_vec();
+    msg.extend_from_slice(canonical_json(v)?.as_bytes());
+    Ok(msg)
+}
+
+fn write_canonical(v: &Value, out: &mut String) -> Result<(), EvidenceError> {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            if !(n.is_i64() || n.is_u64()) {
+                return Err(EvidenceError::Format(format!(
+                    "the number {n} is not an integer"
+                )));
+            }
+            out.push_str(&n.to_string());
+        }
+        Value::String(s) => out.push_str(&json_string(s)),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out)?;
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&json_string(k));
+                out.push(':');
+                write_canonical(&map[k], out)?;
+            }
+            out.push('}');
+        }
+    }
+    Ok(())
+}
+
+fn json_string(s: &str) -> String {
+    // Serialising a string cannot fail.
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+fn normal_owner(owner: &str) -> String {
+    let o = owner.trim().trim_end_matches('.').to_ascii_lowercase();
+    format!("{o}.")
+}
+
+fn tlsa_owner(target: &str, port: u16) -> String {
+    normal_owner(&format!("_{port}._tcp.{}", target.trim_end_matches('.')))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn pem(der: &[u8]) -> String {
+    let b = B64.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// The DER certificates of PEM `CERTIFICATE` blocks, leaf first (bounded).
+fn parse_pem_chain(text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    let mut body: Option<String> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line == "-----BEGIN CERTIFICATE-----" {
+            if body.is_some() {
+                return Err("a BEGIN line inside a certificate".into());
+            }
+            body = Some(String::new());
+        } else if line == "-----END CERTIFICATE-----" {
+            let b = body.take().ok_or("an END line without BEGIN")?;
+            let der = B64
+                .decode(b.as_bytes())
+                .map_err(|e| format!("certificate #{}: not base64: {e}", out.len()))?;
+            out.push(der);
+            if out.len() > MAX_CHAIN_CERTS {
+                return Err(format!("more than {MAX_CHAIN_CERTS} certificates"));
+            }
+        } else if let Some(b) = body.as_mut() {
+            b.push_str(line);
+        } else if !line.is_empty() {
+            return Err("text outside a certificate block".into());
+        }
+    }
+    if body.is_some() {
+        return Err("an unterminated certificate".into());
+    }
+    if out.is_empty() {
+        return Err("no certificate".into());
+    }
+    Ok(out)
+}
+
+fn rfc3339(secs: u64) -> String {
+    let t = i64::try_from(secs).unwrap_or(i64::MAX);
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+}
+
+#[doc(hidden)]
+/// The body of the `evidence_bundle` fuzz target: never panics on any input.
+pub fn fuzz_bundle(data: &[u8]) {
+    let key = [7u8; 32];
+    let _ = verify_signature(data, &key);
+    let _ = verify(data, &key, &TrustAnchor::IanaRoot, 1_800_000_000);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = parse_pem_chain(text);
+        if let Ok(v) = serde_json::from_str::<Value>(text) {
+            let _ = canonical_json(&v);
+        }
+        if let Ok(b) = serde_json::from_str::<EvidenceBundle>(text) {
+            let _ = b.signed_bytes();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_and_drops_white_space() {
+        let v: Value =
+            serde_json::from_str(r#"{ "b": [1, {"z": null, "a": true}], "a": "x\ny\u0001é" }"#)
+                .unwrap();
+        assert_eq!(
+            canonical_json(&v).unwrap(),
+            "{\"a\":\"x\\ny\\u0001é\",\"b\":[1,{\"a\":true,\"z\":null}]}"
+        );
+        let f: Value = serde_json::from_str(r#"{"a": 1.5}"#).unwrap();
+        assert!(canonical_json(&f).is_err());
+    }
+
+    #[test]
+    fn pem_round_trips_and_rejects_junk() {
+        let der: Vec<u8> = (0..200u8).collect();
+        let text = format!("{}{}", pem(&der), pem(&der[..10]));
+        let back = parse_pem_chain(&text).unwrap();
+        assert_eq!(back, vec![der.clone(), der[..10].to_vec()]);
+        assert!(parse_pem_chain("").is_err());
+        assert!(parse_pem_chain("junk").is_err());
+        assert!(parse_pem_chain("-----BEGIN CERTIFICATE-----\nAAAA\n").is_err());
+        assert!(parse_pem_chain(&pem(&der).repeat(MAX_CHAIN_CERTS + 1)).is_err());
+    }
+
+    #[test]
+    fn owners_are_normalised() {
+        assert_eq!(
+            tlsa_owner("XMPP.example.org.", 5222),
+            "_5222._tcp.xmpp.example.org."
+        );
+        assert_eq!(normal_owner("_5222._tcp.a.b"), "_5222._tcp.a.b.");
+    }
+}
