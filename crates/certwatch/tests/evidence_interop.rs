@@ -31,6 +31,15 @@ fn options(env: &Interop) -> CheckOptions {
         .with_services(vec![Service::C2sStarttls, Service::S2sDirect])
 }
 
+/// With `CERTWATCH_RECORD_EVIDENCE=<dir>`, writes the unsigned bundle there as
+/// `<name>.json`: how the vectors of `tests/evidence_data/` were recorded.
+fn record(name: &str, bundle: &certwatch::evidence::EvidenceBundle) {
+    if let Some(dir) = std::env::var_os("CERTWATCH_RECORD_EVIDENCE") {
+        let path = std::path::Path::new(&dir).join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec_pretty(bundle).unwrap()).unwrap();
+    }
+}
+
 fn key() -> Ed25519KeyPair {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
     Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
@@ -47,6 +56,7 @@ async fn a_match_bundle_verifies_offline_and_every_key_is_pinned() {
     assert_eq!(bundle.dnssec.len(), 2, "_5222 and _5270 owners");
     // Two services, EC and RSA keys, on 127.0.0.1 (and ::1 when the host has AAAA).
     assert!(bundle.probes.len() >= 4, "{:?}", bundle.probes.len());
+    record("match", &bundle);
     let k = key();
     let bytes = bundle.sign(&k).unwrap();
     let v = verify(&bytes, k.public_key().as_ref(), &anchor(&env), now()).unwrap();
@@ -99,7 +109,9 @@ async fn a_bogus_bundle_names_the_broken_signature() {
     let report = certwatch::check("bogus.test", &options).await.unwrap();
     assert_eq!(report.verdict, Verdict::Bogus);
     let k = key();
-    let bytes = gather(&options, &report).await.sign(&k).unwrap();
+    let bundle = gather(&options, &report).await;
+    record("bogus", &bundle);
+    let bytes = bundle.sign(&k).unwrap();
     match verify(&bytes, k.public_key().as_ref(), &anchor(&env), now()).unwrap_err() {
         EvidenceError::Dnssec { owner, source } => {
             assert_eq!(owner, "_5222._tcp.xmpp.bogus.test.");
