@@ -80,4 +80,6 @@ pub use rrset::{AnswerKind, RecordSeen, RrsetLookup, SignatureSeen};
 pub use wire::WireQuery;
 
 #[doc(hidden)]
+pub use evidence::fuzz_chain;
+#[doc(hidden)]
 pub use lookup::fuzz_response;
