@@ -6,9 +6,10 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use certwatch_core::{
-    Confirmation, DnssecStatus, DomainVerdict, Endpoint, EndpointVerdict, FailureKind, KeySeen,
-    MatchPolicy, PinSource, PresentedChain, ProbeFailure, ProbeOutcome, ProbeTarget, UnixTime,
-    Vantage, VantageResult, Verdict, Warning, confirm, judge_endpoint, judge_target, setup_advice,
+    Classification, Confirmation, DnssecStatus, DomainVerdict, Endpoint, EndpointVerdict,
+    FailureKind, KeySeen, MatchPolicy, PinSource, PresentedChain, ProbeFailure, ProbeOutcome,
+    ProbeTarget, UnixTime, Vantage, VantageResult, Verdict, Warning, WarningCode, agreed_key,
+    confirm, judge_endpoint, judge_target, setup_advice,
 };
 use certwatch_dns::{AnswerKind, DomainName, Resolver, RrType};
 use certwatch_probe::{
@@ -20,6 +21,7 @@ use crate::addresses::special_use_address;
 use crate::report::{
     ConfirmationReport, EndpointReport, ProbeErrorReport, Report, SCHEMA_VERSION, Setup,
 };
+use crate::survey::{KeySighting, KeySurvey, TargetKeys};
 use crate::{CheckError, CheckOptions};
 
 /// Checks one domain with these options (builds a [`Checker`] for the one call).
@@ -36,6 +38,7 @@ pub struct Checker {
 }
 
 /// What one probe job produced, before judging.
+#[derive(Clone)]
 struct Seen {
     address: IpAddr,
     key_request: Option<KeyRequest>,
@@ -71,9 +74,51 @@ impl Checker {
     /// [`CheckOptions::concurrency`] at once, on one Tor circuit isolation for the whole
     /// check), judgement and setup advice.
     ///
+    /// With [`CheckOptions::confirm`] above 0, every mismatching (endpoint, address, key
+    /// type) target is re-probed from several vantage points before the mismatch is
+    /// reported (in rounds, as [`Checker::survey`] describes) and classified with core's
+    /// rules, target by target.
+    ///
     /// A verdict is data: a mismatch is `Ok(report)` with `verdict: mismatch`. Errors are
     /// for an invalid domain and an unreachable or misconfigured resolver.
     pub async fn check(&self, domain: &str) -> Result<Report, CheckError> {
+        Ok(self.run(domain, 0).await?.report)
+    }
+
+    /// Checks one domain like [`Checker::check`] and records, for every probe target and key
+    /// type that was probed, which key each vantage point saw: the evidence `certwatch
+    /// records DOMAIN` prints zone lines from.
+    ///
+    /// With `vantage_rounds` = 0 each target has the one sighting of the check. With
+    /// `vantage_rounds` = N, every target is probed again in N rounds, each round on a fresh
+    /// circuit isolation (so one new circuit per round, not per target) whose exits must
+    /// all be new (rounds that repeat an exit, or where no probe was conclusive, are
+    /// retried, up to 3N+2 attempts), and then once directly unless the transport is
+    /// already direct (over the direct transport, one round only: there is one vantage
+    /// point). [`TargetKeys::agreed_spki_sha256`] is set only when every vantage point that
+    /// saw a key saw the same proven key, no vantage point saw an unproven key, and at
+    /// least two distinct vantage points saw it.
+    ///
+    /// ```no_run
+    /// # async fn run(checker: certwatch::Checker) -> Result<(), certwatch::CheckError> {
+    /// let survey = checker.survey("example.org", 3).await?;
+    /// for t in &survey.targets {
+    ///     match &t.agreed_spki_sha256 {
+    ///         Some(k) => println!("{}:{} [{}] {k}", t.target, t.port, t.address),
+    ///         None => println!("{}:{} [{}]: vantage points disagree", t.target, t.port, t.address),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn survey(
+        &self,
+        domain: &str,
+        vantage_rounds: usize,
+    ) -> Result<KeySurvey, CheckError> {
+        self.run(domain, vantage_rounds).await
+    }
+
+    async fn run(&self, domain: &str, survey_rounds: usize) -> Result<KeySurvey, CheckError> {
         let name = DomainName::normalise(domain).map_err(|source| CheckError::InvalidDomain {
             input: domain.trim().to_owned(),
             source,
@@ -118,8 +163,10 @@ impl Checker {
         let mut verdicts: Vec<EndpointVerdict> = Vec::new();
         let mut entries = Vec::new();
         let mut keys = Vec::new();
-        // The first mismatching probe, for the confirmation.
-        let mut suspect: Option<(usize, ProbeTarget, KeyRequest, VantageResult)> = None;
+        // Every mismatching probe, for the confirmation.
+        let mut suspects: Vec<Suspect> = Vec::new();
+        // Every probed target and key type, for a survey.
+        let mut probed: Vec<(usize, ProbeTarget, KeyRequest, Seen)> = Vec::new();
         for (e, (ep, seen)) in endpoints.iter().zip(seen).enumerate() {
             let seen = tidy_key_types(seen);
             let outcomes: Vec<(IpAddr, ProbeOutcome)> = seen
@@ -129,13 +176,18 @@ impl Checker {
             let policy = MatchPolicy::new(&ep.domain, &ep.id.target, policy_now);
             let ev = judge_endpoint(ep, &outcomes, &policy);
             entries.extend(entries_of(ep, &ev, &seen));
-            for (t, s) in ev.targets.iter().zip(&seen) {
-                if suspect.is_none()
-                    && t.verdict == Verdict::Mismatch
+            for (i, (t, s)) in ev.targets.iter().zip(&seen).enumerate() {
+                if t.verdict == Verdict::Mismatch
                     && let (Some(kr), Some(v)) = (s.key_request, s.vantage)
                 {
                     let first = VantageResult::new(v, t.verdict, t.presented_spki_sha256.clone());
-                    suspect = Some((e, t.target.clone(), kr, first));
+                    suspects.push(Suspect {
+                        endpoint: e,
+                        index: i,
+                        target: t.target.clone(),
+                        key_request: kr,
+                        first,
+                    });
                 }
                 if matches!(
                     t.verdict,
@@ -147,35 +199,20 @@ impl Checker {
                         keys.push(k);
                     }
                 }
+                if let Some(kr) = s.key_request {
+                    probed.push((e, t.target.clone(), kr, s.clone()));
+                }
             }
             verdicts.push(ev);
         }
         let mut confirmation = None;
         let mut confirm_warnings = Vec::new();
-        if self.options.confirm > 0
-            && let Some((e, target, kr, first)) = suspect
-        {
-            let policy = MatchPolicy::new(&endpoints[e].domain, &target.id.target, policy_now);
-            let c = self
-                .confirm_mismatch(&endpoints[e], &target, kr, first, &policy)
+        if self.options.confirm > 0 && !suspects.is_empty() {
+            let (summary, warnings) = self
+                .confirm_mismatches(&endpoints, &mut verdicts, &suspects, policy_now)
                 .await;
-            if c.verdict != Verdict::Mismatch {
-                // Not a server-side interception: the mismatching endpoints take the
-                // confirmed verdict; their entries stay as the evidence of what was seen.
-                for ev in verdicts
-                    .iter_mut()
-                    .filter(|ev| ev.verdict == Verdict::Mismatch)
-                {
-                    ev.verdict = c.verdict;
-                }
-            }
-            confirm_warnings.clone_from(&c.warnings);
-            confirmation = Some(ConfirmationReport {
-                vantage_points: c.vantage_points,
-                distinct_exits: c.distinct_exits,
-                classification: c.classification,
-                diversity_verified: c.diversity_verified,
-            });
+            confirm_warnings = warnings;
+            confirmation = Some(summary);
         }
         // A mismatch is an alert, not a setup matter: its endpoints get no setup lines.
         let setup_endpoints: Vec<Endpoint> = endpoints
@@ -199,7 +236,7 @@ impl Checker {
         warnings.retain(|w| unique.insert(w.clone()));
 
         let domain_verdict = DomainVerdict::new(name.as_str(), verdicts);
-        Ok(Report {
+        let report = Report {
             schema_version: SCHEMA_VERSION,
             domain: name.as_str().to_owned(),
             checked_at: rfc3339(now),
@@ -212,39 +249,169 @@ impl Checker {
             },
             warnings,
             exit: Some(domain_verdict.exit_code()),
+        };
+
+        let mut targets: Vec<TargetKeys> = probed
+            .iter()
+            .map(|(e, t, _, s)| target_keys(&endpoints[*e], t, s))
+            .collect();
+        if survey_rounds > 0 {
+            let jobs: Vec<(ProbeTarget, KeyRequest)> = probed
+                .iter()
+                .map(|(_, t, kr, _)| (t.clone(), *kr))
+                .collect();
+            let rounds = self.vantage_rounds(&jobs, survey_rounds).await;
+            for (tk, more) in targets.iter_mut().zip(rounds) {
+                tk.sightings.extend(more.iter().map(sighting));
+            }
+        }
+        for tk in &mut targets {
+            tk.agreed_spki_sha256 = agreement(&tk.sightings);
+        }
+        Ok(KeySurvey {
+            report,
+            targets,
+            vantage_rounds: survey_rounds,
         })
     }
 
-    /// Re-probes a mismatching target from `confirm` distinct exits (fresh circuits) and,
-    /// when the transport is not direct, directly; classifies with core's rules.
-    async fn confirm_mismatch(
+    /// Re-probes every mismatching target in `confirm` rounds of distinct exits (plus
+    /// directly), classifies each with core's rules, and applies the confirmed verdicts to
+    /// the endpoints. Returns the combined summary and the warnings (each naming its target).
+    async fn confirm_mismatches(
         &self,
-        ep: &Endpoint,
-        target: &ProbeTarget,
-        kr: KeyRequest,
-        first: VantageResult,
-        policy: &MatchPolicy<'_>,
-    ) -> Confirmation {
-        let mut results = vec![first];
-        let judge = |transport: &Transport, r: Result<Probe, ProbeError>| {
-            let s = seen_of(target, kr, r, transport);
-            let tv = judge_target(ep, s.address, &s.outcome, policy);
-            let vantage = s.vantage.unwrap_or_else(|| nominal_vantage(transport));
-            VantageResult::new(vantage, tv.verdict, tv.presented_spki_sha256)
-        };
-        let diverse = self
-            .prober
-            .probe_diverse(target, kr, self.options.confirm)
-            .await;
-        for r in diverse.conclusive {
-            results.push(judge(self.prober.transport(), r));
+        endpoints: &[Endpoint],
+        verdicts: &mut [EndpointVerdict],
+        suspects: &[Suspect],
+        now: UnixTime,
+    ) -> (ConfirmationReport, Vec<Warning>) {
+        let jobs: Vec<(ProbeTarget, KeyRequest)> = suspects
+            .iter()
+            .map(|s| (s.target.clone(), s.key_request))
+            .collect();
+        let rounds = self.vantage_rounds(&jobs, self.options.confirm).await;
+        let mut confirmations: Vec<Confirmation> = Vec::new();
+        let mut warnings: Vec<Warning> = Vec::new();
+        for (s, more) in suspects.iter().zip(rounds) {
+            let ep = &endpoints[s.endpoint];
+            let policy = MatchPolicy::new(&ep.domain, &s.target.id.target, now);
+            let mut results = vec![s.first.clone()];
+            for seen in more {
+                let tv = judge_target(ep, seen.address, &seen.outcome, &policy);
+                let vantage = seen
+                    .vantage
+                    .unwrap_or_else(|| nominal_vantage(self.prober.transport()));
+                results.push(VantageResult::new(
+                    vantage,
+                    tv.verdict,
+                    tv.presented_spki_sha256,
+                ));
+            }
+            let c = confirm(&results);
+            if let Some(t) = verdicts[s.endpoint].targets.get_mut(s.index) {
+                t.verdict = c.verdict;
+            }
+            let label = format!(
+                "{} {}:{} [{}] {}",
+                s.target.id.service,
+                s.target.id.target,
+                s.target.id.port,
+                s.target.address,
+                key_request_label(s.key_request)
+            );
+            for w in &c.warnings {
+                let w = if w.code == WarningCode::DiversityUnverified {
+                    w.clone()
+                } else {
+                    Warning::new(w.code, format!("{label}: {}", w.message))
+                };
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
+            confirmations.push(c);
         }
-        if !matches!(self.prober.transport(), Transport::Direct) {
+        // Each endpoint that had a mismatch takes the worst of its targets as confirmed;
+        // the report's entries keep what the check itself saw, as evidence.
+        let touched: std::collections::BTreeSet<usize> =
+            suspects.iter().map(|s| s.endpoint).collect();
+        for e in touched {
+            let ev = &mut verdicts[e];
+            if let Some(worst) = ev.targets.iter().max_by_key(|t| t.verdict.rank(t.dane)) {
+                ev.verdict = worst.verdict;
+                ev.reason = worst.reason;
+                ev.dane = worst.dane;
+            }
+        }
+        (combine_confirmations(&confirmations), warnings)
+    }
+
+    /// Probes every job again in `n` rounds of distinct vantage points, then directly
+    /// (unless the transport is direct). Returns, per job, what each round saw.
+    ///
+    /// A round uses one fresh [`CheckIsolation`] for all its jobs (one new circuit, not one
+    /// per job). A round counts when at least one of its probes is conclusive and none of
+    /// its exits was seen in an earlier round; otherwise it is retried, up to `3n + 2`
+    /// attempts. Over the direct transport one round is made: there is one vantage point.
+    async fn vantage_rounds(&self, jobs: &[(ProbeTarget, KeyRequest)], n: usize) -> Vec<Vec<Seen>> {
+        let mut out: Vec<Vec<Seen>> = jobs.iter().map(|_| Vec::new()).collect();
+        if jobs.is_empty() || n == 0 {
+            return out;
+        }
+        let direct_only = matches!(self.prober.transport(), Transport::Direct);
+        let wanted = if direct_only { 1 } else { n };
+        let max_attempts = 3 * wanted + 2;
+        let mut exits: std::collections::HashSet<IpAddr> = std::collections::HashSet::new();
+        let (mut rounds, mut attempts) = (0, 0);
+        while rounds < wanted && attempts < max_attempts {
+            attempts += 1;
+            let isolation = CheckIsolation::new();
+            let results = self.probe_jobs(&self.prober, &isolation, jobs).await;
+            if results.iter().all(is_inconclusive) {
+                continue;
+            }
+            let round_exits: std::collections::HashSet<IpAddr> = results
+                .iter()
+                .filter_map(|s| match s.vantage {
+                    Some(Vantage::Tor(Some(ip))) => Some(ip),
+                    _ => None,
+                })
+                .collect();
+            if round_exits.iter().any(|ip| exits.contains(ip)) {
+                continue;
+            }
+            exits.extend(round_exits);
+            rounds += 1;
+            for (o, s) in out.iter_mut().zip(results) {
+                o.push(s);
+            }
+        }
+        if !direct_only {
             let direct = Prober::new(Transport::Direct, self.options.probe_options());
-            let r = direct.probe(target, &CheckIsolation::new(), kr).await;
-            results.push(judge(&Transport::Direct, r));
+            let results = self.probe_jobs(&direct, &CheckIsolation::new(), jobs).await;
+            for (o, s) in out.iter_mut().zip(results) {
+                o.push(s);
+            }
         }
-        confirm(&results)
+        out
+    }
+
+    /// Probes the jobs with `prober` on one isolation, at most `concurrency` at once, in
+    /// job order.
+    async fn probe_jobs(
+        &self,
+        prober: &Prober,
+        isolation: &CheckIsolation,
+        jobs: &[(ProbeTarget, KeyRequest)],
+    ) -> Vec<Seen> {
+        futures::stream::iter(jobs.to_vec())
+            .map(|(target, kr)| async move {
+                let r = prober.probe(&target, isolation, kr).await;
+                seen_of(&target, kr, r, prober.transport())
+            })
+            .buffered(self.options.concurrency)
+            .collect()
+            .await
     }
 
     /// Every SRV lookup failed: asks for the root SOA to tell a dead resolver from a dead
@@ -315,6 +482,114 @@ impl Checker {
         }
         out
     }
+}
+
+/// A mismatching probe awaiting confirmation.
+struct Suspect {
+    /// Index of its endpoint.
+    endpoint: usize,
+    /// Index of its target verdict within the endpoint.
+    index: usize,
+    target: ProbeTarget,
+    key_request: KeyRequest,
+    /// What the check itself saw.
+    first: VantageResult,
+}
+
+fn key_request_label(kr: KeyRequest) -> &'static str {
+    match kr {
+        KeyRequest::Ec => "ec key",
+        KeyRequest::Rsa => "rsa key",
+        #[allow(unreachable_patterns)]
+        _ => "key",
+    }
+}
+
+fn is_inconclusive(s: &Seen) -> bool {
+    matches!(&s.outcome, ProbeOutcome::Failed(f) if f.kind == FailureKind::Inconclusive)
+}
+
+/// The summary of several targets' confirmations: the worst classification
+/// (server-side interception > indeterminate > hostile exit > consistent), the fewest
+/// vantage points and distinct exits of any target, and diversity verified only if it was
+/// for every target.
+fn combine_confirmations(cs: &[Confirmation]) -> ConfirmationReport {
+    let severity = |c: Classification| match c {
+        Classification::ServerSideInterception => 3,
+        Classification::Indeterminate => 2,
+        Classification::HostileExit => 1,
+        _ => 0,
+    };
+    let classification = cs
+        .iter()
+        .map(|c| c.classification)
+        .max_by_key(|c| severity(*c))
+        .unwrap_or(Classification::Indeterminate);
+    ConfirmationReport {
+        vantage_points: cs.iter().map(|c| c.vantage_points).min().unwrap_or(0),
+        distinct_exits: cs.iter().map(|c| c.distinct_exits).min().unwrap_or(0),
+        classification,
+        diversity_verified: cs.iter().all(|c| c.diversity_verified),
+    }
+}
+
+/// The survey entry of one probed target, with the check's own sighting.
+fn target_keys(ep: &Endpoint, target: &ProbeTarget, s: &Seen) -> TargetKeys {
+    TargetKeys {
+        service: ep.id.service,
+        target: target.id.target.clone(),
+        port: target.id.port,
+        address: target.address,
+        sightings: vec![sighting(s)],
+        agreed_spki_sha256: None,
+    }
+}
+
+/// What one probe saw, for a survey.
+fn sighting(s: &Seen) -> KeySighting {
+    let (spki, key_type, proven) = match &s.outcome {
+        ProbeOutcome::Presented(chain) => (
+            chain.leaf_spki_sha256().map(hex::encode),
+            chain.leaf_key_type(),
+            chain.key_proven,
+        ),
+        _ => (None, None, false),
+    };
+    let error = s.error.clone().or_else(|| match &s.outcome {
+        ProbeOutcome::Failed(f) => Some(ProbeErrorReport::new(f.class.clone(), f.message.clone())),
+        _ => None,
+    });
+    KeySighting {
+        vantage: s.vantage,
+        spki_sha256: spki,
+        key_proven: proven,
+        key_type,
+        error,
+    }
+}
+
+/// The key every vantage point saw (REFERENCE §2): none when any saw an unproven key,
+/// otherwise core's [`agreed_key`] over the proven keys.
+fn agreement(sightings: &[KeySighting]) -> Option<String> {
+    if sightings
+        .iter()
+        .any(|s| s.spki_sha256.is_some() && !s.key_proven)
+    {
+        return None;
+    }
+    let results: Vec<VantageResult> = sightings
+        .iter()
+        .filter_map(|s| {
+            let v = s.vantage?;
+            let verdict = if s.spki_sha256.is_some() {
+                Verdict::Match
+            } else {
+                Verdict::Indeterminate
+            };
+            Some(VantageResult::new(v, verdict, s.spki_sha256.clone()))
+        })
+        .collect();
+    agreed_key(&results)
 }
 
 /// The nominal vantage of a transport, for a probe that failed before its vantage was known.
@@ -689,5 +964,26 @@ mod tests {
     fn checked_at_is_rfc3339_utc() {
         assert_eq!(rfc3339(1_800_000_000), "2027-01-15T08:00:00Z");
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+}
+
+#[cfg(test)]
+mod send_tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Embedders (the server, `certwatch watch`) spawn checks on a multi-threaded runtime.
+    #[test]
+    fn check_and_survey_futures_are_send() {
+        let options = CheckOptions::new(
+            Transport::Direct,
+            certwatch_dns::ResolverConfig::from_servers(&["127.0.0.1:9"]).unwrap(),
+        );
+        let checker = Checker::new(options).unwrap();
+        let f = checker.check("example.org");
+        assert_send(&f);
+        let g = checker.survey("example.org", 2);
+        assert_send(&g);
     }
 }

@@ -76,6 +76,7 @@ mod error;
 pub mod evidence;
 mod options;
 mod report;
+mod survey;
 
 pub use certwatch_core as core;
 pub use certwatch_dns as dns;
@@ -89,6 +90,7 @@ pub use options::{CheckOptions, parse_socks5_url};
 pub use report::{
     ConfirmationReport, EndpointReport, ProbeErrorReport, Report, SCHEMA_VERSION, Setup,
 };
+pub use survey::{KeySighting, KeySurvey, TargetKeys};
 
 pub use certwatch_core::{
     Classification, DnssecState, KeyType, Reason, Service, Tlsa, Vantage, Verdict, Warning,

@@ -248,3 +248,101 @@ fn help_and_version_exit_0() {
         assert!(!out.stdout.is_empty());
     }
 }
+
+#[test]
+fn next_key_adds_its_line_with_the_rollover_comment() {
+    let current = data_dir().join("p256.cert.pem");
+    let next = data_dir().join("rsa.pkcs8.pem");
+    let out = certwatch(&[
+        "records",
+        "--cert",
+        current.to_str().unwrap(),
+        "--next",
+        next.to_str().unwrap(),
+        "--host",
+        "xmpp.example.net",
+        "--port",
+        "5269",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "_5269._tcp.xmpp.example.net. 3600 IN TLSA 3 1 1 {}",
+            expected("p256")
+        )
+    );
+    assert!(lines[1].starts_with("; next key (RSA-"), "{}", lines[1]);
+    assert!(
+        lines[1].contains("keep both lines until the old key is retired")
+            && lines[1].contains("certbot --reuse-key"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(
+        lines[2],
+        format!(
+            "_5269._tcp.xmpp.example.net. 3600 IN TLSA 3 1 1 {}",
+            expected("rsa")
+        )
+    );
+}
+
+#[test]
+fn next_key_must_differ_and_be_readable() {
+    let current = data_dir().join("p256.cert.pem");
+    let same = data_dir().join("p256.pkcs8.pem");
+    let missing = data_dir().join("no-such-next.pem");
+    for (next, needle) in [(&same, "same key"), (&missing, "--next")] {
+        let out = certwatch(&[
+            "records",
+            "--cert",
+            current.to_str().unwrap(),
+            "--next",
+            next.to_str().unwrap(),
+            "--host",
+            "xmpp.example.net",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(out.stdout.is_empty());
+        assert!(stderr.contains(needle), "{stderr}");
+    }
+}
+
+#[test]
+fn live_and_offline_options_do_not_mix() {
+    let cert = data_dir().join("p256.cert.pem");
+    let cases: Vec<Vec<&str>> = vec![
+        // A domain (live) with a key file (offline).
+        vec!["records", "example.org", "--cert", cert.to_str().unwrap()],
+        vec!["records", "example.org", "--host", "h.example"],
+        vec!["records", "example.org", "--port", "5269"],
+        // --confirm is for live mode.
+        vec![
+            "records",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--host",
+            "h.example",
+            "--confirm",
+            "2",
+        ],
+        // Live mode with an invalid --via fails before any network use.
+        vec!["records", "--via", "carrier-pigeon", "example.org"],
+    ];
+    for args in cases {
+        let out = certwatch(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
