@@ -58,6 +58,7 @@ use certwatch_dns::{
     ChainCollector, ChainError, DnssecChain, RrType, TrustAnchor, ValidatedRrset, verify_chain,
 };
 use certwatch_probe::{CheckIsolation, KeyRequest, Probe, Prober};
+use futures::StreamExt as _;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -578,31 +579,47 @@ pub async fn gather(options: &CheckOptions, report: &Report) -> EvidenceBundle {
     }
     let prober = Prober::new(options.transport.clone(), options.probe_options());
     let isolation = CheckIsolation::new();
-    for e in &report.endpoints {
-        let (Some(address), Some(kt), None) = (e.address, e.key_type, &e.error) else {
-            continue;
-        };
-        let kr = match kt {
-            certwatch_core::KeyType::Rsa => KeyRequest::Rsa,
-            _ => KeyRequest::Ec,
-        };
-        let target = ProbeTarget::new(
-            &report.domain,
-            EndpointId::new(e.service, &e.target, e.port),
-            address,
-        );
-        let at = clock.now_unix();
-        match prober.probe(&target, &isolation, kr).await {
-            Ok(p) => match ProbeEvidence::from_probe(&p, at) {
-                Ok(pe) => bundle.probes.push(pe),
-                Err(err) => bundle.gaps.push(err.to_string()),
-            },
-            Err(err) => bundle.gaps.push(format!(
-                "probe of {} port {} at {address} ({}): {err}",
-                e.target,
-                e.port,
-                kr.as_str()
-            )),
+    let jobs: Vec<(usize, ProbeTarget, KeyRequest)> = report
+        .endpoints
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let (Some(address), Some(kt), None) = (e.address, e.key_type, &e.error) else {
+                return None;
+            };
+            let kr = match kt {
+                certwatch_core::KeyType::Rsa => KeyRequest::Rsa,
+                _ => KeyRequest::Ec,
+            };
+            let id = EndpointId::new(e.service, &e.target, e.port);
+            Some((i, ProbeTarget::new(&report.domain, id, address), kr))
+        })
+        .collect();
+    let (prober, isolation, clock) = (&prober, &isolation, &clock);
+    // At most `concurrency` probes at once; the results keep the report's order.
+    let mut done: Vec<(usize, Result<ProbeEvidence, String>)> = futures::stream::iter(jobs)
+        .map(|(i, target, kr)| async move {
+            let at = clock.now_unix();
+            let r = match prober.probe(&target, isolation, kr).await {
+                Ok(p) => ProbeEvidence::from_probe(&p, at).map_err(|e| e.to_string()),
+                Err(err) => Err(format!(
+                    "probe of {} port {} at {} ({}): {err}",
+                    target.id.target,
+                    target.id.port,
+                    target.address,
+                    kr.as_str()
+                )),
+            };
+            (i, r)
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
+    done.sort_by_key(|(i, _)| *i);
+    for (_, r) in done {
+        match r {
+            Ok(pe) => bundle.probes.push(pe),
+            Err(gap) => bundle.gaps.push(gap),
         }
     }
     bundle
