@@ -413,3 +413,44 @@ proptest! {
         prop_assert!(verify_chain(&chain, &TrustAnchor::IanaRoot, 1_800_000_000).is_err());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anchor_below_the_root_starts_the_walk_there() {
+    let f = start(zones(), Duration::ZERO).await;
+    let chain = collector(&f)
+        .collect("_5222._tcp.xmpp.good.test.", RrType::Tlsa)
+        .await
+        .unwrap();
+    // The DS of good.test. (as published in test.) as the only anchor.
+    let ds = chain
+        .decode()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == name("good.test.") && r.record_type() == RecordType::DS)
+        .unwrap();
+    let RData::DNSSEC(DNSSECRData::DS(d)) = &ds.data else {
+        unreachable!()
+    };
+    let text = format!(
+        "good.test. IN DS {} {} {} {}",
+        d.key_tag(),
+        u8::from(d.algorithm()),
+        u8::from(d.digest_type()),
+        d.digest()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<String>()
+    );
+    let v = verify_chain(&chain, &TrustAnchor::DsText(text.clone()), now()).unwrap();
+    assert_eq!(v.zones, ["good.test."]);
+    assert_eq!(v.tlsa.len(), 2);
+    // The same anchor does not cover a name outside good.test.: the walk reaches the root.
+    let other = collector(&f)
+        .collect("_5222._tcp.xmpp.other.test.", RrType::Tlsa)
+        .await
+        .unwrap();
+    assert!(matches!(
+        verify_chain(&other, &TrustAnchor::DsText(text), now()),
+        Err(ChainError::NotUnderAnchor { zone, .. }) if zone == "."
+    ));
+}
