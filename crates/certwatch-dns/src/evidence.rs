@@ -1221,6 +1221,192 @@ mod tests {
         ));
     }
 
+    /// A hand-signed world: one root key signs its DNSKEY RRset and everything else.
+    mod signed {
+        use hickory_proto::dnssec::crypto::EcdsaSigningKey;
+        use hickory_proto::dnssec::rdata::SigInput;
+        use hickory_proto::dnssec::{SigningKey, TBS};
+        use hickory_proto::rr::SerialNumber;
+        use hickory_proto::rr::rdata::{CNAME, TLSA};
+
+        use super::super::*;
+
+        pub(super) const NOW: u64 = 1_800_000_000;
+
+        pub(super) struct World {
+            key: EcdsaSigningKey,
+            pub(super) dnskey: DNSKEY,
+            pub(super) records: Vec<Record>,
+        }
+
+        pub(super) fn n(s: &str) -> Name {
+            Name::from_ascii(s).unwrap()
+        }
+
+        impl World {
+            pub(super) fn new() -> Self {
+                let alg = Algorithm::ECDSAP256SHA256;
+                let pkcs8 = EcdsaSigningKey::generate_pkcs8(alg).unwrap();
+                let key = EcdsaSigningKey::from_pkcs8(&pkcs8, alg).unwrap();
+                let dnskey = DNSKEY::from_key(&key.to_public_key().unwrap());
+                let mut w = World {
+                    key,
+                    dnskey: dnskey.clone(),
+                    records: Vec::new(),
+                };
+                let rr = Record::from_rdata(
+                    Name::root(),
+                    3600,
+                    RData::DNSSEC(DNSSECRData::DNSKEY(dnskey)),
+                );
+                w.add_signed(vec![rr], ".", None);
+                w
+            }
+
+            /// Adds an RRset and an RRSIG over it by `signer` (labels from the owner unless
+            /// given: fewer labels sign the wildcard `*.<last labels>`).
+            pub(super) fn add_signed(
+                &mut self,
+                rrset: Vec<Record>,
+                signer: &str,
+                labels: Option<u8>,
+            ) {
+                let owner = rrset[0].name.clone();
+                let input = SigInput {
+                    type_covered: rrset[0].record_type(),
+                    algorithm: Algorithm::ECDSAP256SHA256,
+                    num_labels: labels.unwrap_or(owner.num_labels()),
+                    original_ttl: rrset[0].ttl,
+                    sig_expiration: SerialNumber::new(u32::try_from(NOW + 86400).unwrap()),
+                    sig_inception: SerialNumber::new(u32::try_from(NOW - 86400).unwrap()),
+                    key_tag: self.dnskey.calculate_key_tag().unwrap(),
+                    signer_name: n(signer),
+                };
+                let tbs = TBS::from_input(&owner, DNSClass::IN, &input, rrset.iter()).unwrap();
+                let sig = self.key.sign(&tbs).unwrap();
+                self.records.extend(rrset);
+                self.records.push(Record::from_rdata(
+                    owner,
+                    3600,
+                    RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, sig))),
+                ));
+            }
+
+            pub(super) fn anchor(&self) -> TrustAnchor {
+                TrustAnchor::DnskeyText(
+                    Record::from_rdata(
+                        Name::root(),
+                        3600,
+                        RData::DNSSEC(DNSSECRData::DNSKEY(self.dnskey.clone())),
+                    )
+                    .to_string(),
+                )
+            }
+
+            pub(super) fn chain(&self, owner: &str) -> DnssecChain {
+                DnssecChain::from_records(owner, "TLSA", &self.records).unwrap()
+            }
+        }
+
+        pub(super) fn tlsa(owner: &str, byte: u8) -> Record {
+            Record::from_rdata(
+                n(owner),
+                300,
+                RData::TLSA(TLSA::new(3.into(), 1.into(), 1.into(), vec![byte; 32])),
+            )
+        }
+
+        pub(super) fn cname(owner: &str, target: &str) -> Record {
+            Record::from_rdata(n(owner), 300, RData::CNAME(CNAME(n(target))))
+        }
+    }
+
+    #[test]
+    fn hand_signed_records_verify_and_report_their_window() {
+        use signed::*;
+        let mut w = World::new();
+        w.add_signed(
+            vec![tlsa("_443._tcp.x.", 1), tlsa("_443._tcp.x.", 2)],
+            ".",
+            None,
+        );
+        let v = verify_chain(&w.chain("_443._tcp.x."), &w.anchor(), NOW).unwrap();
+        assert_eq!(v.zones, ["."]);
+        assert_eq!(v.tlsa.len(), 2);
+        assert_eq!(v.valid_until, NOW + 86400);
+        assert!(!v.wildcard);
+        // Outside the window.
+        assert!(matches!(
+            verify_chain(&w.chain("_443._tcp.x."), &w.anchor(), NOW + 86401),
+            Err(ChainError::Rrsig {
+                fault: SigFault::Expired { .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_signed_cname_loop_is_refused() {
+        use signed::*;
+        let mut w = World::new();
+        w.add_signed(vec![cname("_443._tcp.a.", "_443._tcp.b.")], ".", None);
+        w.add_signed(vec![cname("_443._tcp.b.", "_443._tcp.a.")], ".", None);
+        assert_eq!(
+            verify_chain(&w.chain("_443._tcp.a."), &w.anchor(), NOW).unwrap_err(),
+            ChainError::CnameChain {
+                owner: "_443._tcp.a.".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_signer_that_is_not_an_enclosing_zone_is_refused() {
+        use signed::*;
+        let mut w = World::new();
+        w.add_signed(vec![tlsa("_443._tcp.x.", 1)], "y.", None);
+        match verify_chain(&w.chain("_443._tcp.x."), &w.anchor(), NOW).unwrap_err() {
+            ChainError::Rrsig {
+                fault: SigFault::WrongSigner { signer },
+                ..
+            } => assert_eq!(signer, "y."),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn wildcard_expansions_verify_and_are_flagged() {
+        use signed::*;
+        let mut w = World::new();
+        // Signed as `*._tcp.x.` (3 labels), served as `_443._tcp.x.`: the TBS uses the
+        // wildcard owner.
+        let mut world = World::new();
+        let expanded = tlsa("_443._tcp.x.", 7);
+        world.add_signed(vec![expanded], ".", Some(2));
+        let v = verify_chain(&world.chain("_443._tcp.x."), &world.anchor(), NOW).unwrap();
+        assert!(v.wildcard);
+        // More labels than the owner has is a forgery.
+        w.add_signed(vec![tlsa("_443._tcp.x.", 1)], ".", None);
+        for r in &mut w.records {
+            if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data
+                && sig.input().type_covered == RecordType::TLSA
+            {
+                let mut input = sig.input().clone();
+                input.num_labels = 9;
+                r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(
+                    input,
+                    sig.sig().to_vec(),
+                )));
+            }
+        }
+        assert!(matches!(
+            verify_chain(&w.chain("_443._tcp.x."), &w.anchor(), NOW),
+            Err(ChainError::Rrsig {
+                fault: SigFault::BadSignature { .. },
+                ..
+            })
+        ));
+    }
+
     #[test]
     fn a_record_round_trips_through_the_wire_form() {
         let r = Record::from_rdata(
