@@ -1,0 +1,221 @@
+//! The production [`CheckRunner`]: the facade's [`certwatch::Checker`] over the configured
+//! transport. With `via = tor` the embedded Tor client bootstraps in the background (its
+//! progress goes to the metrics) while the site already serves; checks wait until it is
+//! ready.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use certwatch::{CheckOptions, Checker, ResolverConfig, Transport, TrustAnchor};
+
+use crate::config::{Config, Via};
+use crate::metrics::{Metrics, TorState};
+use crate::scheduler::{CheckFuture, CheckRunner};
+
+/// Why the runner could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunnerError {
+    /// The resolver configuration is unusable.
+    #[error("--resolver: {0}")]
+    Resolver(String),
+    /// The trust anchor file could not be read or parsed.
+    #[error("--trust-anchor {path}: {reason}")]
+    TrustAnchor {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The arti configuration could not be read or parsed.
+    #[error("--tor-config {path}: {reason}")]
+    TorConfig {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// `--via tor` in a build without the `tor` feature.
+    #[error(
+        "--via tor: this build has no embedded Tor (cargo feature `tor`); use --via socks5://HOST:PORT or --via direct"
+    )]
+    NoTor,
+    /// The check options are invalid.
+    #[error("{0}")]
+    Options(String),
+}
+
+/// The facade's checker, available once the transport is ready.
+#[derive(Debug, Clone)]
+pub struct FacadeRunner {
+    checker: Arc<OnceLock<Checker>>,
+}
+
+/// How long one Tor bootstrap attempt may take before it is retried.
+const TOR_BOOTSTRAP_BUDGET: Duration = Duration::from_secs(180);
+
+/// DS lines make a DS anchor; anything else is taken as DNSKEY lines.
+fn trust_anchor(text: &str) -> TrustAnchor {
+    let is_ds = text
+        .lines()
+        .map(|l| l.split(';').next().unwrap_or(""))
+        .any(|l| l.split_whitespace().any(|w| w.eq_ignore_ascii_case("DS")));
+    if is_ds {
+        TrustAnchor::DsText(text.to_owned())
+    } else {
+        TrustAnchor::DnskeyText(text.to_owned())
+    }
+}
+
+impl FacadeRunner {
+    /// Reads the resolver, trust anchor and Tor settings of `config` (errors now, before the
+    /// service starts), then makes the checker ready: at once for `direct` and SOCKS, after
+    /// a background bootstrap (retried until it succeeds) for embedded Tor.
+    pub fn start(config: &Config, metrics: Arc<Metrics>) -> Result<FacadeRunner, RunnerError> {
+        let mut resolver = if config.resolvers.is_empty() {
+            ResolverConfig::from_system()
+                .map_err(|e| RunnerError::Resolver(format!("{e} (give --resolver IP[:PORT])")))?
+        } else {
+            ResolverConfig::from_servers(&config.resolvers)
+                .map_err(|e| RunnerError::Resolver(e.to_string()))?
+        };
+        if let Some(path) = &config.trust_anchor {
+            let err = |reason: String| RunnerError::TrustAnchor {
+                path: path.display().to_string(),
+                reason,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+            let anchor = trust_anchor(&text);
+            anchor.validate().map_err(|e| err(e.to_string()))?;
+            resolver = resolver.with_trust_anchor(anchor);
+        }
+        let (timeout, allow, confirm) = (
+            config.timeout,
+            config.allow_private_targets,
+            usize::try_from(config.confirm).unwrap_or(3),
+        );
+        let base = move |transport: Transport| {
+            CheckOptions::new(transport, resolver.clone())
+                .with_timeout(timeout)
+                .with_private_targets(allow)
+                .with_confirm(confirm)
+        };
+        let runner = FacadeRunner {
+            checker: Arc::new(OnceLock::new()),
+        };
+        match &config.via {
+            Via::Direct | Via::Socks(_) => {
+                let transport = match &config.via {
+                    Via::Socks(proxy) => Transport::Socks { proxy: *proxy },
+                    _ => Transport::Direct,
+                };
+                let checker = Checker::new(base(transport))
+                    .map_err(|e| RunnerError::Options(e.to_string()))?;
+                let _ = runner.checker.set(checker);
+                metrics.set_tor(TorState::NotUsed);
+            }
+            Via::Tor => {
+                // Validate the options once with a direct transport (same resolver), so
+                // that a bad resolver fails at start, not after the bootstrap.
+                Checker::new(base(Transport::Direct))
+                    .map_err(|e| RunnerError::Options(e.to_string()))?;
+                runner.start_tor(config, metrics, base)?;
+            }
+        }
+        Ok(runner)
+    }
+
+    #[cfg(feature = "tor")]
+    fn start_tor(
+        &self,
+        config: &Config,
+        metrics: Arc<Metrics>,
+        base: impl Fn(Transport) -> CheckOptions + Send + 'static,
+    ) -> Result<(), RunnerError> {
+        use certwatch::TorTransport;
+        let tor_config = match &config.tor_config {
+            Some(path) => {
+                let label = path.display().to_string();
+                let err = |reason: String| RunnerError::TorConfig {
+                    path: label.clone(),
+                    reason,
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+                TorTransport::config_from_toml(&text, &label).map_err(|e| err(e.to_string()))?
+            }
+            None => TorTransport::public_network_config(),
+        };
+        let allow_local = config.allow_private_targets;
+        let cell = self.checker.clone();
+        metrics.set_tor(TorState::Bootstrapping {
+            fraction: 0.0,
+            message: "starting".into(),
+        });
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_secs(5);
+            loop {
+                let m = metrics.clone();
+                let result =
+                    TorTransport::bootstrap(tor_config.clone(), TOR_BOOTSTRAP_BUDGET, move |p| {
+                        if !p.ready {
+                            m.set_tor(TorState::Bootstrapping {
+                                fraction: p.fraction,
+                                message: p.message,
+                            });
+                        }
+                    })
+                    .await;
+                match result {
+                    Ok(tor) => {
+                        let options = base(Transport::Tor(tor.allow_local_addrs(allow_local)));
+                        match Checker::new(options) {
+                            Ok(checker) => {
+                                let _ = cell.set(checker);
+                                metrics.set_tor(TorState::Ready);
+                                tracing::info!("Tor is ready: checks start");
+                            }
+                            Err(e) => {
+                                metrics.set_tor(TorState::Failed(e.to_string()));
+                                tracing::error!("cannot build the checker: {e}");
+                            }
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!("Tor bootstrap: {e}; retrying in {backoff:?}");
+                        metrics.set_tor(TorState::Failed(e.to_string()));
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(300));
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    #[cfg(not(feature = "tor"))]
+    fn start_tor(
+        &self,
+        _config: &Config,
+        _metrics: Arc<Metrics>,
+        _base: impl Fn(Transport) -> CheckOptions + Send + 'static,
+    ) -> Result<(), RunnerError> {
+        Err(RunnerError::NoTor)
+    }
+}
+
+impl CheckRunner for FacadeRunner {
+    fn ready(&self) -> bool {
+        self.checker.get().is_some()
+    }
+
+    fn check(&self, domain: String) -> CheckFuture {
+        let checker = self.checker.get().cloned();
+        Box::pin(async move {
+            let Some(checker) = checker else {
+                return Err("the transport (Tor) is not ready yet".into());
+            };
+            checker.check(&domain).await.map_err(|e| e.to_string())
+        })
+    }
+}

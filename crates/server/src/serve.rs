@@ -1,0 +1,164 @@
+//! The process: open the store, start the transport (Tor bootstraps in the background), the
+//! scheduler and the web server, and stop them all on shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::app::AppState;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::random::{Random, SystemRandom};
+use crate::runner::{FacadeRunner, RunnerError};
+use crate::scheduler::{CheckRunner, Scheduler, SchedulerConfig};
+use crate::store::{Store, StoreError};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The checker could not be set up.
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The HTTP server failed.
+    #[error("the web server failed: {0}")]
+    Http(String),
+}
+
+/// How long running checks get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs the service with `config` until `shutdown` completes, using the facade's checker.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let metrics = Arc::new(Metrics::new());
+    let store = Store::open(&config.database).await?;
+    let runner = FacadeRunner::start(&config, metrics.clone())?;
+    run_with(
+        config,
+        store,
+        metrics,
+        Arc::new(runner),
+        Arc::new(SystemClock),
+        Arc::new(SystemRandom),
+        shutdown,
+    )
+    .await
+}
+
+/// [`run`] with every part injected (tests).
+pub async fn run_with(
+    config: Config,
+    store: Store,
+    metrics: Arc<Metrics>,
+    runner: Arc<dyn CheckRunner>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let wake = Arc::new(Notify::new());
+    let state = AppState::new(
+        store.clone(),
+        config.clone(),
+        metrics.clone(),
+        clock.clone(),
+        wake.clone(),
+    );
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ServeError::Listen {
+            addr: config.listen,
+            reason: e.to_string(),
+        })?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = Scheduler::new(
+        store,
+        runner,
+        metrics,
+        clock,
+        random,
+        SchedulerConfig::from_config(&config),
+        wake,
+    );
+    let mut sched_stop = stop_rx.clone();
+    let sched = tokio::spawn(async move {
+        scheduler
+            .run(
+                async move {
+                    let _ = sched_stop.wait_for(|s| *s).await;
+                },
+                SHUTDOWN_GRACE,
+            )
+            .await;
+    });
+    tracing::info!(
+        "certwatch-server listening on http://{} (database: {}, via: {:?})",
+        config.listen,
+        crate::store::redact_database_url(&config.database),
+        config.via
+    );
+    let mut http_stop = stop_rx.clone();
+    let app = router(state);
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    });
+    let signal = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let result = server.await.map_err(|e| ServeError::Http(e.to_string()));
+    signal.abort();
+    let _ = sched.await;
+    result
+}
+
+/// The HTTP routes. Until the web layer's `web::router` exists this serves `/healthz` and
+/// `/metrics` only.
+fn router(state: AppState) -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route(
+            "/metrics",
+            get(
+                |axum::extract::State(s): axum::extract::State<AppState>| async move {
+                    s.metrics.render_prometheus()
+                },
+            ),
+        )
+        .route(
+            "/healthz",
+            get(
+                |axum::extract::State(s): axum::extract::State<AppState>| async move {
+                    let h = s.metrics.health();
+                    let code = if h.ok() {
+                        axum::http::StatusCode::OK
+                    } else {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (code, format!("{h:?}\n"))
+                },
+            ),
+        )
+        .with_state(state)
+}

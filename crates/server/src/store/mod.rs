@@ -1,0 +1,626 @@
+//! The store: every domain, check, key seen and on-demand ticket, in SQLite (the default, a
+//! file) or PostgreSQL (several instances sharing the work).
+//!
+//! # Opening
+//! [`Store::open`] takes a URL: `sqlite://PATH` (created if missing), `sqlite::memory:`
+//! (tests), or `postgres://USER@HOST:PORT/DB` (no TLS: a local server or a tunnel). The
+//! versioned migrations of `crates/server/migrations/` run on open; a database written by a
+//! newer version is refused.
+//!
+//! # Semantics
+//! - Domains are stored in A-label form without the trailing dot. Every method that takes a
+//!   domain normalises it (IDNA, case) first; an invalid name is [`StoreError::InvalidDomain`]
+//!   for the writing methods and `None`/empty for the reading ones.
+//! - Times are Unix seconds (UTC), passed in by the caller (the injected clock).
+//! - Every state change is one transaction: a `kill -9` leaves either the old or the new
+//!   state, never half of it.
+//! - **Watched**: a domain is watched while it has a confirmed, unblocked subscription, or
+//!   while its last verdict is `match` and the last request for it (form or API) is less than
+//!   `expire_days` old. Only watched domains are claimed by the scheduler
+//!   ([`Store::claim_due`]); on-demand tickets run for any domain.
+//! - **Claims** are leases: a claimed check that is not finished by `claim_until` (the
+//!   process died) is claimed again. On PostgreSQL the claim is `SELECT ... FOR UPDATE SKIP
+//!   LOCKED`, so two instances never claim the same check; on SQLite the claim runs in a
+//!   `BEGIN IMMEDIATE` transaction (one writer at a time).
+//! - A domain has at most one queued or running ticket: [`Store::request_check`] returns the
+//!   existing one (`deduplicated: true`) instead of queueing a second.
+//!
+//! # API for the web layer (all `async`, all `Result<_, StoreError>`)
+//! - `domain_view(domain, now) -> Option<DomainView>`: the result page's data;
+//! - `history(domain, limit) -> Vec<CheckRecord>`: past checks, newest first, each with the
+//!   full [`certwatch::Report`] (keys per endpoint, vantages and exits);
+//! - `keys_seen(domain) -> Vec<SeenKey>`;
+//! - `request_check(domain, now) -> CheckTicket` (prefer `AppState::checks`, which also
+//!   wakes the scheduler) and `ticket(id) -> Option<TicketState>`;
+//! - `list_domains(offset, limit) -> Vec<DomainSummary>`, `count_domains()`,
+//!   `remove_domain(domain) -> bool` (admin view, and an operator's removal request);
+//! - `stats() -> StoreStats` (health and metrics).
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use certwatch_server::store::{Store, TicketState};
+//!
+//! let store = Store::open("sqlite::memory:").await.unwrap();
+//! let ticket = store.request_check("Exämple.org", 1_700_000_000).await.unwrap();
+//! assert_eq!(ticket.domain, "xn--exmple-cua.org");
+//! assert_eq!(store.ticket(&ticket.id).await.unwrap(), Some(TicketState::Queued));
+//! let view = store.domain_view("xn--exmple-cua.org", 1_700_000_000).await.unwrap().unwrap();
+//! assert!(view.report.is_none());
+//! # });
+//! ```
+
+mod db;
+mod ops;
+
+use std::sync::Arc;
+
+use certwatch::{Report, Verdict};
+
+use crate::random::{Random, SystemRandom};
+use db::Db;
+
+pub use ops::CURRENT_VERSION;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database URL is not one the store understands.
+    #[error(
+        "database URL {url:?}: expected sqlite://PATH, sqlite::memory: or postgres://USER@HOST:PORT/DB"
+    )]
+    BadUrl {
+        /// The URL (password removed).
+        url: String,
+    },
+    /// The database could not be opened or reached.
+    #[error("cannot open the database {url}: {reason}")]
+    Open {
+        /// The URL (password removed).
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A query failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The database was written by a newer certwatch-server.
+    #[error(
+        "the database has schema version {found}, newer than this program's {supported}: upgrade certwatch-server"
+    )]
+    TooNew {
+        /// The version found.
+        found: i64,
+        /// The newest version this program knows.
+        supported: i64,
+    },
+    /// The domain is not a usable domain name.
+    #[error("{input:?}: invalid domain: {reason}")]
+    InvalidDomain {
+        /// The input.
+        input: String,
+        /// Why.
+        reason: String,
+    },
+    /// A stored value could not be read back (a corrupt row).
+    #[error("corrupt stored data in {what}: {reason}")]
+    Corrupt {
+        /// Which table or column.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The blocking task running the query died.
+    #[error("the database task failed: {0}")]
+    Task(String),
+}
+
+/// The store. Cheap to clone (one shared connection).
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Db>,
+    random: Arc<dyn Random>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("db", &self.db).finish()
+    }
+}
+
+/// Why a domain is, or is not, watched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WatchReason {
+    /// It has this many confirmed, unblocked subscriptions.
+    Subscribed(u64),
+    /// Its last verdict is `match`; without a subscriber it is watched until this time.
+    Matched {
+        /// Unix time at which it stops being watched unless asked for again.
+        until: i64,
+    },
+    /// Its last verdict was `match`, but nobody asked for it for `expire_days`.
+    Expired {
+        /// Unix time at which it stopped being watched.
+        since: i64,
+    },
+    /// Never checked yet.
+    NotChecked,
+    /// Its last verdict is not `match` and nobody is subscribed.
+    NotMatching(Verdict),
+    /// Its last check failed before a verdict (an error) and nobody is subscribed.
+    NoVerdict,
+}
+
+impl WatchReason {
+    /// Whether the scheduler checks the domain.
+    pub fn is_watched(&self) -> bool {
+        matches!(
+            self,
+            WatchReason::Subscribed(_) | WatchReason::Matched { .. }
+        )
+    }
+}
+
+/// The data of a domain's result page.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct DomainView {
+    /// A-label form, no trailing dot.
+    pub domain: String,
+    /// When the domain was first entered.
+    pub added_at: i64,
+    /// Whether it is watched, and why.
+    pub watch: WatchReason,
+    /// The verdict of the last check that produced a report.
+    pub last_verdict: Option<Verdict>,
+    /// When the last check (with or without a report) finished.
+    pub last_checked_at: Option<i64>,
+    /// The last stored report (the CLI's JSON schema).
+    pub report: Option<Report>,
+    /// When the last report's check finished.
+    pub report_at: Option<i64>,
+    /// The last check whose verdict was not `indeterminate`.
+    pub last_conclusive_at: Option<i64>,
+    /// When the scheduler will check it next (if watched).
+    pub next_due_at: Option<i64>,
+    /// Confirmed, unblocked subscriptions.
+    pub subscribers: u64,
+    /// The queued or running on-demand ticket, if any.
+    pub pending_ticket: Option<String>,
+}
+
+/// How a check was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckKind {
+    /// By the scheduler.
+    Scheduled,
+    /// By a ticket (form or API).
+    OnDemand,
+}
+
+impl CheckKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::Scheduled => "scheduled",
+            CheckKind::OnDemand => "on-demand",
+        }
+    }
+    fn parse(s: &str) -> CheckKind {
+        if s == "on-demand" {
+            CheckKind::OnDemand
+        } else {
+            CheckKind::Scheduled
+        }
+    }
+}
+
+/// One past check.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CheckRecord {
+    /// Its id.
+    pub id: i64,
+    /// The domain.
+    pub domain: String,
+    /// Scheduled or on demand.
+    pub kind: CheckKind,
+    /// When it was claimed.
+    pub started_at: i64,
+    /// When it finished.
+    pub finished_at: i64,
+    /// Its verdict; `None` when the check could not run (see `error`).
+    pub verdict: Option<Verdict>,
+    /// Its full report (per endpoint: presented key, vantage/exit, error).
+    pub report: Option<Report>,
+    /// Why the check could not run (invalid domain, resolver unreachable, timeout).
+    pub error: Option<String>,
+}
+
+impl CheckRecord {
+    /// The distinct presented keys of the check: (target, port, SPKI SHA-256 hex).
+    pub fn presented_keys(&self) -> Vec<(String, u16, String)> {
+        let mut out: Vec<(String, u16, String)> = Vec::new();
+        for e in self.report.iter().flat_map(|r| &r.endpoints) {
+            if let Some(k) = &e.presented_spki_sha256 {
+                let item = (e.target.clone(), e.port, k.clone());
+                if !out.contains(&item) {
+                    out.push(item);
+                }
+            }
+        }
+        out
+    }
+
+    /// The distinct vantage points of the check (`direct`, `tor:<exit>`, `tor`, `socks`).
+    pub fn vantages(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for e in self.report.iter().flat_map(|r| &r.endpoints) {
+            if let Some(v) = &e.vantage {
+                let s = v.to_string();
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A key a domain's endpoint presented at least once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SeenKey {
+    /// The endpoint's host (SRV target).
+    pub target: String,
+    /// The endpoint's port.
+    pub port: u16,
+    /// SHA-256 of the SubjectPublicKeyInfo, lowercase hex.
+    pub spki_sha256: String,
+    /// First seen (check finish time).
+    pub first_seen: i64,
+    /// Last seen.
+    pub last_seen: i64,
+    /// In how many probe entries it was seen.
+    pub times: u64,
+}
+
+/// A queued on-demand check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckTicket {
+    /// 128 random bits, lowercase hex: the key to poll with [`Store::ticket`].
+    pub id: String,
+    /// The domain, normalised.
+    pub domain: String,
+    /// When it was requested.
+    pub requested_at: i64,
+    /// `true` when a ticket for the domain was already queued or running and this is it.
+    pub deduplicated: bool,
+}
+
+/// Where an on-demand check stands.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum TicketState {
+    /// Waiting for a worker (and a Tor circuit under the cap).
+    Queued,
+    /// A worker runs it.
+    Running,
+    /// Finished with a report (boxed: a report is large).
+    Done(Box<Report>),
+    /// The check could not run: why.
+    Failed(String),
+}
+
+/// A domain in the admin list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DomainSummary {
+    /// A-label form.
+    pub domain: String,
+    /// When first entered.
+    pub added_at: i64,
+    /// The last verdict.
+    pub last_verdict: Option<Verdict>,
+    /// When last checked.
+    pub last_checked_at: Option<i64>,
+    /// When next due.
+    pub next_due_at: Option<i64>,
+    /// Confirmed, unblocked subscriptions.
+    pub subscribers: u64,
+}
+
+/// Counts for `/healthz` and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Domains known.
+    pub domains: u64,
+    /// Domains the scheduler watches.
+    pub watched: u64,
+    /// Watched domains whose next check is overdue at `now`.
+    pub overdue: u64,
+    /// The oldest overdue due time, if any.
+    pub oldest_due: Option<i64>,
+    /// Queued tickets.
+    pub queued_tickets: u64,
+    /// The newest check's finish time.
+    pub last_check_at: Option<i64>,
+    /// The newest conclusive check's finish time.
+    pub last_conclusive_at: Option<i64>,
+}
+
+/// A check the scheduler claimed and must run, then report with [`Store::finish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Job {
+    /// The domain.
+    pub domain: String,
+    /// The ticket it answers, for an on-demand check.
+    pub ticket: Option<String>,
+    /// The due time of a scheduled check (the slot it fills).
+    pub due_at: Option<i64>,
+    /// When it was claimed.
+    pub claimed_at: i64,
+    /// The lease's token: only the claimant's `finish` moves the schedule.
+    pub claim_token: String,
+}
+
+/// How the scheduler spaces a domain's checks (given to [`Store::finish`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spacing {
+    /// The interval between checks, in seconds.
+    pub interval: i64,
+    /// The jitter added to this domain's next due time, in seconds (may be negative).
+    pub jitter: i64,
+}
+
+/// What [`Store::finish`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Finished {
+    /// The new check's id.
+    pub check_id: i64,
+    /// The next due time.
+    pub next_due_at: i64,
+    /// Slots that fell due while this check ran, skipped (not run back to back).
+    pub skipped: u64,
+    /// `false` when the lease had expired and another claimant took over: the check is
+    /// recorded, the schedule is left to the new claimant.
+    pub owned: bool,
+}
+
+/// Normalises a domain as typed (IDNA, case, trailing dot) to its A-label form.
+pub fn normalise_domain(input: &str) -> Result<String, StoreError> {
+    certwatch::dns::DomainName::normalise(input)
+        .map(|n| n.as_str().to_owned())
+        .map_err(|e| StoreError::InvalidDomain {
+            input: input.chars().take(300).collect(),
+            reason: e.to_string(),
+        })
+}
+
+impl Store {
+    /// Opens (and migrates) the database at `url`: `sqlite://PATH`, `sqlite::memory:`, or
+    /// `postgres://...` (also `postgresql://`). Random ids come from the system RNG.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, Arc::new(SystemRandom)).await
+    }
+
+    /// Opens with an injected source of randomness (ticket ids, claim tokens).
+    pub async fn open_with(url: &str, random: Arc<dyn Random>) -> Result<Store, StoreError> {
+        let url = url.trim().to_owned();
+        let db = tokio::task::spawn_blocking(move || -> Result<Db, StoreError> {
+            let db = if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+                Db::open_sqlite(":memory:")?
+            } else if let Some(path) = url.strip_prefix("sqlite://") {
+                if path.is_empty() {
+                    return Err(StoreError::BadUrl { url });
+                }
+                Db::open_sqlite(path)?
+            } else if let Some(path) = url.strip_prefix("sqlite:") {
+                if path.is_empty() {
+                    return Err(StoreError::BadUrl { url });
+                }
+                Db::open_sqlite(path)?
+            } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                Db::open_postgres(&url)?
+            } else {
+                return Err(StoreError::BadUrl {
+                    url: db::redact_url(&url),
+                });
+            };
+            db.transaction(ops::migrate)?;
+            Ok(db)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
+        Ok(Store {
+            db: Arc::new(db),
+            random,
+        })
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend(&self) -> &'static str {
+        match self.db.dialect() {
+            db::Dialect::Sqlite => "sqlite",
+            db::Dialect::Postgres => "postgres",
+        }
+    }
+
+    /// Runs `f` in one transaction on the blocking pool.
+    async fn tx<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn db::Tx) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.transaction(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    fn token(&self) -> String {
+        let mut b = [0u8; 16];
+        self.random.fill(&mut b);
+        hex::encode(b)
+    }
+
+    /// The schema version of the open database.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.tx(ops::schema_version).await
+    }
+
+    /// Queues an on-demand check of `domain` (adding the domain if new, and renewing its
+    /// watch period), or returns its already queued or running ticket.
+    pub async fn request_check(&self, domain: &str, now: i64) -> Result<CheckTicket, StoreError> {
+        self.request_check_with(domain, now, ops::DEFAULT_EXPIRE_SECS)
+            .await
+    }
+
+    /// [`Store::request_check`] with the watch period (`expire_days` in seconds).
+    pub async fn request_check_with(
+        &self,
+        domain: &str,
+        now: i64,
+        expire_secs: i64,
+    ) -> Result<CheckTicket, StoreError> {
+        let domain = normalise_domain(domain)?;
+        let id = self.token();
+        self.tx(move |tx| ops::request_check(tx, &domain, now, expire_secs, id))
+            .await
+    }
+
+    /// The state of ticket `id`; `None` for an unknown id.
+    pub async fn ticket(&self, id: &str) -> Result<Option<TicketState>, StoreError> {
+        let id = id.to_owned();
+        self.tx(move |tx| ops::ticket(tx, &id)).await
+    }
+
+    /// The result page's data, with the watch state judged at `now`; `None` for an unknown
+    /// (or invalid) domain.
+    pub async fn domain_view(
+        &self,
+        domain: &str,
+        now: i64,
+    ) -> Result<Option<DomainView>, StoreError> {
+        let Ok(domain) = normalise_domain(domain) else {
+            return Ok(None);
+        };
+        self.tx(move |tx| ops::domain_view(tx, &domain, now)).await
+    }
+
+    /// The last `limit` checks of `domain`, newest first.
+    pub async fn history(&self, domain: &str, limit: u32) -> Result<Vec<CheckRecord>, StoreError> {
+        let Ok(domain) = normalise_domain(domain) else {
+            return Ok(Vec::new());
+        };
+        self.tx(move |tx| ops::history(tx, &domain, limit)).await
+    }
+
+    /// Every key `domain`'s endpoints presented, newest first.
+    pub async fn keys_seen(&self, domain: &str) -> Result<Vec<SeenKey>, StoreError> {
+        let Ok(domain) = normalise_domain(domain) else {
+            return Ok(Vec::new());
+        };
+        self.tx(move |tx| ops::keys_seen(tx, &domain)).await
+    }
+
+    /// Domains in name order, for the admin view.
+    pub async fn list_domains(
+        &self,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<DomainSummary>, StoreError> {
+        self.tx(move |tx| ops::list_domains(tx, offset, limit))
+            .await
+    }
+
+    /// How many domains are known.
+    pub async fn count_domains(&self) -> Result<u64, StoreError> {
+        self.tx(ops::count_domains).await
+    }
+
+    /// Removes a domain with its checks, keys, tickets and subscriptions (admin, or the
+    /// domain operator's removal request). `false` if it was unknown.
+    pub async fn remove_domain(&self, domain: &str) -> Result<bool, StoreError> {
+        let domain = normalise_domain(domain)?;
+        self.tx(move |tx| ops::remove_domain(tx, &domain)).await
+    }
+
+    /// Adds a confirmed subscription (issue 9 builds double opt-in on top); returns whether
+    /// it is new. A confirmed subscription makes the domain watched.
+    pub async fn add_subscription(
+        &self,
+        domain: &str,
+        channel: &str,
+        address: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let domain = normalise_domain(domain)?;
+        let (channel, address) = (channel.to_owned(), address.to_owned());
+        self.tx(move |tx| ops::add_subscription(tx, &domain, &channel, &address, now))
+            .await
+    }
+
+    /// Deletes a subscription; returns whether it existed.
+    pub async fn remove_subscription(
+        &self,
+        domain: &str,
+        channel: &str,
+        address: &str,
+    ) -> Result<bool, StoreError> {
+        let domain = normalise_domain(domain)?;
+        let (channel, address) = (channel.to_owned(), address.to_owned());
+        self.tx(move |tx| ops::remove_subscription(tx, &domain, &channel, &address))
+            .await
+    }
+
+    /// Counts for health and metrics, at `now`.
+    pub async fn stats(&self, now: i64) -> Result<StoreStats, StoreError> {
+        self.tx(move |tx| ops::stats(tx, now)).await
+    }
+
+    /// Claims up to `max` checks for `instance`, each with a lease until `now + lease`:
+    /// first queued (or abandoned running) tickets, oldest first, then watched domains whose
+    /// next check is due, most overdue first. A domain already claimed (by anyone, lease
+    /// unexpired) is not claimed again.
+    pub async fn claim_due(
+        &self,
+        instance: &str,
+        now: i64,
+        lease: i64,
+        max: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let instance = instance.to_owned();
+        let tokens: Vec<String> = (0..max).map(|_| self.token()).collect();
+        self.tx(move |tx| ops::claim_due(tx, &instance, now, lease, tokens))
+            .await
+    }
+
+    /// Records a claimed check's outcome in one transaction: the check row (with the report
+    /// JSON), the keys seen, the domain's last verdict, its next due time (the slot after
+    /// the check's start plus `spacing.interval` and `spacing.jitter`, moved past `now` by
+    /// whole intervals, each a skipped slot), the ticket's state, and the release of the
+    /// lease.
+    pub async fn finish(
+        &self,
+        job: &Job,
+        instance: &str,
+        now: i64,
+        outcome: Result<Report, String>,
+        spacing: Spacing,
+    ) -> Result<Finished, StoreError> {
+        let job = job.clone();
+        let instance = instance.to_owned();
+        self.tx(move |tx| ops::finish(tx, &job, &instance, now, outcome, spacing))
+            .await
+    }
+}
+
+/// A database URL with its password replaced by `***` (for logs and `Debug`).
+pub fn redact_database_url(url: &str) -> String {
+    db::redact_url(url)
+}
