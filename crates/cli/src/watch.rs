@@ -285,14 +285,15 @@ fn change_line(domain: &str, change: &Change, at: &str) -> String {
     line
 }
 
-/// The JSON line of a change event.
-fn change_json(domain: &str, change: &Change, at: &str, report: &serde_json::Value) -> String {
+/// The JSON line of a change event; `report` is the report's own JSON line (its field
+/// order kept, as docs/json.md shows it).
+fn change_json(domain: &str, change: &Change, at: &str, report: &str) -> String {
     let prev_keys: Vec<&String> = change
         .previous
         .as_ref()
         .map(|p| p.keys.iter().collect())
         .unwrap_or_default();
-    json!({
+    let head = json!({
         "event": "change",
         "domain": domain,
         "at": at,
@@ -301,9 +302,11 @@ fn change_json(domain: &str, change: &Change, at: &str, report: &serde_json::Val
         "verdict": change.current.verdict,
         "previous_presented_spki_sha256": prev_keys,
         "presented_spki_sha256": change.current.keys,
-        "report": report,
     })
-    .to_string()
+    .to_string();
+    // `head` is an object, so it ends with `}`.
+    let head = head.strip_suffix('}').unwrap_or(&head);
+    format!("{head},\"report\":{}}}", report.trim())
 }
 
 /// Now, RFC 3339 UTC.
@@ -426,10 +429,7 @@ async fn watch_domain(shared: &Shared, domain: String, offset: Duration) {
     loop {
         let started = tokio::time::Instant::now();
         let (state, report_json, report) = match shared.checker.check(&domain).await {
-            Ok(report) => {
-                let value = serde_json::to_value(&report).unwrap_or_default();
-                (State::of(&report), value, Some(report))
-            }
+            Ok(report) => (State::of(&report), report.to_json_line(), Some(report)),
             Err(e) => {
                 eprintln!("certwatch: error: {domain}: {e}");
                 // A check that could not run says nothing about the keys: indeterminate.
@@ -437,13 +437,14 @@ async fn watch_domain(shared: &Shared, domain: String, offset: Duration) {
                     verdict: "indeterminate".to_owned(),
                     keys: BTreeSet::new(),
                 };
-                let value = json!({
+                let line = json!({
                     "schema_version": certwatch::SCHEMA_VERSION,
                     "domain": domain,
                     "verdict": "indeterminate",
                     "error": e.to_string(),
-                });
-                (state, value, None)
+                })
+                .to_string();
+                (state, line, None)
             }
         };
         let name = report
@@ -473,7 +474,7 @@ async fn run_hook(
     cmd: &str,
     domain: &str,
     env: &[(&'static str, String)],
-    report: &serde_json::Value,
+    report: &str,
     timeout: Duration,
 ) {
     let file = match tempfile::Builder::new()
@@ -622,10 +623,11 @@ mod tests {
             "T a.example: match -> match, presented keys changed: +222222222222 -111111111111"
         );
         let v: serde_json::Value =
-            serde_json::from_str(&change_json("a.example", &keys, "T", &json!(null))).unwrap();
+            serde_json::from_str(&change_json("a.example", &keys, "T", "{\"x\": 1}\n")).unwrap();
         assert_eq!(v["change"], "keys");
         assert_eq!(v["previous_presented_spki_sha256"][0], k1);
         assert_eq!(v["presented_spki_sha256"][0], k2);
+        assert_eq!(v["report"]["x"], 1);
     }
 
     #[test]

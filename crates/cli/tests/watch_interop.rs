@@ -1,0 +1,304 @@
+//! `certwatch watch` end to end against the loopback interop environment: the first result is
+//! one change (one hook run with the documented environment), nothing more while nothing
+//! changes, failing and slow hooks never stop the watcher, and SIGTERM stops it with 0.
+//!
+//! `CERTWATCH_INTEROP=/tmp/certwatch-interop/env.json cargo test -p certwatch-cli --features interop --test watch_interop`
+#![cfg(feature = "interop")]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use certwatch_testkit::Interop;
+
+/// A running `certwatch watch`, stopped (SIGTERM, then SIGKILL) when dropped.
+struct Watch {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Watch {
+    fn start(env: &Interop, extra: &[&str]) -> Watch {
+        let dir = tempfile::tempdir().unwrap();
+        let stdout = std::fs::File::create(dir.path().join("stdout")).unwrap();
+        let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
+        let mut args = vec![
+            "watch",
+            "--resolver",
+            env.str("dns.unbound").unwrap(),
+            "--trust-anchor",
+            env.str("dns.trust_anchor").unwrap(),
+            "--allow-private-targets",
+            "--timeout",
+            "10",
+            "--services",
+            "c2s-starttls",
+        ];
+        args.extend_from_slice(extra);
+        eprintln!("certwatch {args:?}");
+        let child = Command::new(env!("CARGO_BIN_EXE_certwatch"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("start certwatch watch");
+        Watch { child, dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+
+    /// Waits (up to two minutes) until `cond` holds on the named file's text.
+    fn wait_for(&mut self, name: &str, cond: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let text = self.read(name);
+            if cond(&text) {
+                return text;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "certwatch watch ended ({status}) early\nstdout:\n{}\nstderr:\n{}",
+                    self.read("stdout"),
+                    self.read("stderr")
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on {name}:\n{text}\nstderr:\n{}",
+                self.read("stderr")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    fn terminate(&mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "certwatch watch ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn spki(env: &Interop, key: &str) -> String {
+    env.str(&format!("pki.keys.{key}.spki_sha256"))
+        .unwrap()
+        .to_owned()
+}
+
+/// A hook script that appends its CERTWATCH_* environment (one run per block) and copies the
+/// report file, so the test can read them after the hook ended.
+fn recording_hook(dir: &Path) -> String {
+    format!(
+        "n=$(ls '{d}' | grep -c '^report-'); cp \"$CERTWATCH_REPORT\" '{d}/report-'\"$n\"'.json'; \
+         {{ env | grep '^CERTWATCH_' | sort; echo '--'; }} >> '{d}/runs'",
+        d = dir.display()
+    )
+}
+
+fn runs(text: &str) -> Vec<BTreeMap<String, String>> {
+    text.split("--\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| {
+            b.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn first_result_runs_the_hook_once_with_the_documented_environment() {
+    let env = Interop::require();
+    let hooks = tempfile::tempdir().unwrap();
+    let hook = recording_hook(hooks.path());
+    let mut w = Watch::start(
+        &env,
+        &[
+            "--via",
+            "direct",
+            "--interval",
+            "2s",
+            "--exec",
+            &hook,
+            "match.test",
+        ],
+    );
+    let runs_file = hooks.path().join("runs");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while runs(&std::fs::read_to_string(&runs_file).unwrap_or_default()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no hook run: {}",
+            w.read("stderr")
+        );
+        assert!(
+            w.child.try_wait().unwrap().is_none(),
+            "{}",
+            w.read("stderr")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Several more intervals with nothing changing: no more runs, no more lines.
+    std::thread::sleep(Duration::from_secs(9));
+    let all = runs(&std::fs::read_to_string(&runs_file).unwrap());
+    assert_eq!(all.len(), 1, "{all:?}");
+    let run = &all[0];
+    assert_eq!(run["CERTWATCH_DOMAIN"], "match.test");
+    assert_eq!(run["CERTWATCH_VERDICT"], "match");
+    assert_eq!(run["CERTWATCH_PREVIOUS_VERDICT"], "unknown");
+    assert_eq!(run["CERTWATCH_CHANGE"], "first");
+    assert_eq!(run["CERTWATCH_VANTAGE"], "direct");
+    let presented: BTreeSet<&str> = run["CERTWATCH_PRESENTED_SPKI_SHA256"].split(' ').collect();
+    let (ec, rsa) = (spki(&env, "host-ec"), spki(&env, "host-rsa"));
+    assert_eq!(presented, BTreeSet::from([ec.as_str(), rsa.as_str()]));
+    // EXPECTED: the TLSA records, four words each.
+    let words: Vec<&str> = run["CERTWATCH_EXPECTED"].split(' ').collect();
+    let expected: BTreeSet<String> = words.chunks(4).map(|c| c.join(" ")).collect();
+    assert_eq!(
+        expected,
+        BTreeSet::from([format!("3 1 1 {ec}"), format!("3 1 1 {rsa}")])
+    );
+    // The report file held the JSON report during the hook, and is gone after it.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(hooks.path().join("report-0.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["domain"], "match.test");
+    assert_eq!(report["verdict"], "match");
+    assert!(!Path::new(&run["CERTWATCH_REPORT"]).exists());
+    // One change line on stdout.
+    let stdout = w.read("stdout");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("match.test: unknown -> match"), "{stdout}");
+    assert_eq!(w.terminate(), Some(0));
+}
+
+#[test]
+fn json_events_and_failing_hooks_do_not_stop_the_watch() {
+    let env = Interop::require();
+    let mut w = Watch::start(
+        &env,
+        &[
+            "--via",
+            "direct",
+            "--interval",
+            "2s",
+            "--json",
+            "--exec",
+            "echo hook-says-hello; exit 7",
+            "match.test",
+            "nodata.test",
+        ],
+    );
+    let stderr = w.wait_for("stderr", |t| {
+        t.matches("failed (exit status: 7)").count() >= 2
+    });
+    assert!(stderr.contains("hook for match.test failed"), "{stderr}");
+    assert!(stderr.contains("hook for nodata.test failed"), "{stderr}");
+    // The hook's own output goes to stderr: stdout holds only events.
+    assert!(stderr.contains("hook-says-hello"));
+    let stdout = w.read("stdout");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{stdout}");
+    let by_domain: BTreeMap<&str, &serde_json::Value> = events
+        .iter()
+        .map(|e| (e["domain"].as_str().unwrap(), e))
+        .collect();
+    assert_eq!(by_domain["match.test"]["verdict"], "match");
+    assert_eq!(by_domain["nodata.test"]["verdict"], "no-records");
+    for e in &events {
+        assert_eq!(e["event"], "change");
+        assert_eq!(e["change"], "first");
+        assert_eq!(e["previous_verdict"], "unknown");
+        assert_eq!(e["report"]["schema_version"], 1);
+        assert_eq!(e["report"]["domain"], e["domain"]);
+    }
+    // Still running after the hooks failed.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(w.child.try_wait().unwrap().is_none());
+    assert_eq!(w.terminate(), Some(0));
+}
+
+#[test]
+fn a_slow_hook_is_killed_and_reported() {
+    let env = Interop::require();
+    let mut w = Watch::start(
+        &env,
+        &[
+            "--via",
+            "direct",
+            "--interval",
+            "2s",
+            "--hook-timeout",
+            "1",
+            "--exec",
+            "sleep 60",
+            "match.test",
+        ],
+    );
+    let stderr = w.wait_for("stderr", |t| t.contains("did not finish within 1s"));
+    assert!(stderr.contains("hook for match.test"), "{stderr}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(w.child.try_wait().unwrap().is_none());
+    assert_eq!(w.terminate(), Some(0));
+}
+
+/// The same first change through the private Tor network: the vantage names the exit.
+#[cfg(feature = "tor")]
+#[test]
+fn watch_via_embedded_tor() {
+    let env = Interop::require();
+    let arti = env.private_arti_config().unwrap();
+    let mut w = Watch::start(
+        &env,
+        &[
+            "--via",
+            "tor",
+            "--tor-config",
+            arti.path_str(),
+            "--interval",
+            "30s",
+            "--json",
+            "match.test",
+        ],
+    );
+    let stdout = w.wait_for("stdout", |t| t.lines().count() >= 1);
+    let e: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(e["verdict"], "match", "{e}");
+    for entry in e["report"]["endpoints"].as_array().unwrap() {
+        assert!(
+            entry["vantage"].as_str().unwrap().starts_with("tor"),
+            "{entry}"
+        );
+    }
+    assert_eq!(w.terminate(), Some(0));
+}
