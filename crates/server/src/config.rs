@@ -24,6 +24,9 @@
 //! | `--trusted-proxy CIDR` (repeatable) | `CERTWATCH_TRUSTED_PROXIES` (comma-separated) | `trusted_proxies` (list) | none |
 //! | `--public-url URL` | `CERTWATCH_PUBLIC_URL` | `public_url` | `http://LISTEN` |
 //! | `--instance-id NAME` | `CERTWATCH_INSTANCE_ID` | `instance_id` | host name and process id |
+//! | `--setup-lines-min-vantages N` | `CERTWATCH_SETUP_LINES_MIN_VANTAGES` | `setup_lines_min_vantages` | `3` |
+//! | `--checks-per-client-per-hour N` | `CERTWATCH_CHECKS_PER_CLIENT_PER_HOUR` | `checks_per_client_per_hour` | `10` |
+//! | `--checks-global-per-minute N` | `CERTWATCH_CHECKS_GLOBAL_PER_MINUTE` | `checks_global_per_minute` | `60` |
 //!
 //! Durations are a number with an optional unit: `s` (default), `m`, `h`, `d`. Booleans in
 //! the environment are `1`/`true`/`yes` or `0`/`false`/`no`.
@@ -203,6 +206,13 @@ pub struct Config {
     pub public_url: String,
     /// This instance's name in claims (several instances on one PostgreSQL).
     pub instance_id: String,
+    /// Zone lines from the service's own probes are shown only when at least this many
+    /// distinct vantage points saw the same key.
+    pub setup_lines_min_vantages: u32,
+    /// On-demand checks one client may start per hour.
+    pub checks_per_client_per_hour: u32,
+    /// On-demand checks all clients together may start per minute.
+    pub checks_global_per_minute: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -233,6 +243,12 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("public_url", &self.public_url)
             .field("instance_id", &self.instance_id)
+            .field("setup_lines_min_vantages", &self.setup_lines_min_vantages)
+            .field(
+                "checks_per_client_per_hour",
+                &self.checks_per_client_per_hour,
+            )
+            .field("checks_global_per_minute", &self.checks_global_per_minute)
             .finish()
     }
 }
@@ -261,6 +277,9 @@ struct Layer {
     trusted_proxies: Option<Vec<String>>,
     public_url: Option<String>,
     instance_id: Option<String>,
+    setup_lines_min_vantages: Option<u32>,
+    checks_per_client_per_hour: Option<u32>,
+    checks_global_per_minute: Option<u32>,
 }
 
 /// A duration in the file: a number of seconds or a string with a unit.
@@ -343,6 +362,15 @@ struct Flags {
     /// This instance's name in claims (several instances on one PostgreSQL).
     #[arg(long, value_name = "NAME")]
     instance_id: Option<String>,
+    /// Show zone lines from the service's own probes only when this many vantage points agree.
+    #[arg(long, value_name = "N")]
+    setup_lines_min_vantages: Option<u32>,
+    /// On-demand checks one client may start per hour.
+    #[arg(long, value_name = "N")]
+    checks_per_client_per_hour: Option<u32>,
+    /// On-demand checks all clients together may start per minute.
+    #[arg(long, value_name = "N")]
+    checks_global_per_minute: Option<u32>,
 }
 
 impl Flags {
@@ -371,6 +399,9 @@ impl Flags {
                 trusted_proxies: list(self.trusted_proxy),
                 public_url: self.public_url,
                 instance_id: self.instance_id,
+                setup_lines_min_vantages: self.setup_lines_min_vantages,
+                checks_per_client_per_hour: self.checks_per_client_per_hour,
+                checks_global_per_minute: self.checks_global_per_minute,
             },
         )
     }
@@ -452,6 +483,9 @@ fn env_layer(env: &HashMap<String, String>) -> Result<Layer, ConfigError> {
         trusted_proxies: list("TRUSTED_PROXIES"),
         public_url: get("PUBLIC_URL"),
         instance_id: get("INSTANCE_ID"),
+        setup_lines_min_vantages: num("SETUP_LINES_MIN_VANTAGES")?,
+        checks_per_client_per_hour: num("CHECKS_PER_CLIENT_PER_HOUR")?,
+        checks_global_per_minute: num("CHECKS_GLOBAL_PER_MINUTE")?,
     })
 }
 
@@ -630,6 +664,27 @@ impl Config {
             num("circuits_per_minute", &|l| l.circuits_per_minute, 6, 1, 600)?;
         let workers = num("workers", &|l| l.workers, 4, 1, 256)?;
         let confirm = num("confirm", &|l| l.confirm, 3, 0, 16)?;
+        let setup_lines_min_vantages = num(
+            "setup_lines_min_vantages",
+            &|l| l.setup_lines_min_vantages,
+            3,
+            1,
+            32,
+        )?;
+        let checks_per_client_per_hour = num(
+            "checks_per_client_per_hour",
+            &|l| l.checks_per_client_per_hour,
+            10,
+            1,
+            100_000,
+        )?;
+        let checks_global_per_minute = num(
+            "checks_global_per_minute",
+            &|l| l.checks_global_per_minute,
+            60,
+            1,
+            100_000,
+        )?;
         let timeout = duration("timeout", &|l| l.timeout.clone(), Duration::from_secs(20))?;
         if timeout.is_zero() {
             return Err(invalid(
@@ -734,6 +789,9 @@ impl Config {
             trusted_proxies,
             public_url,
             instance_id,
+            setup_lines_min_vantages,
+            checks_per_client_per_hour,
+            checks_global_per_minute,
         })
     }
 
@@ -762,6 +820,9 @@ impl Config {
             trusted_proxies: Vec::new(),
             public_url: "http://127.0.0.1:8080".into(),
             instance_id: "certwatch".into(),
+            setup_lines_min_vantages: 3,
+            checks_per_client_per_hour: 10,
+            checks_global_per_minute: 60,
         })
     }
 

@@ -34,7 +34,10 @@
 //!   wakes the scheduler) and `ticket(id) -> Option<TicketState>`;
 //! - `list_domains(offset, limit) -> Vec<DomainSummary>`, `count_domains()`,
 //!   `remove_domain(domain) -> bool` (admin view, and an operator's removal request);
-//! - `stats() -> StoreStats` (health and metrics).
+//! - `request_removal(domain, contact, message, now)` and `removal_requests(limit) ->
+//!   Vec<RemovalRequest>` (an operator's removal request, recorded for the admin; at most
+//!   1000 kept, one per domain and contact);
+//! - `stats(now) -> StoreStats` (health and metrics).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -332,6 +335,20 @@ pub struct DomainSummary {
     pub subscribers: u64,
 }
 
+/// An operator's request to remove a domain (recorded for the admin view).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemovalRequest {
+    /// The domain, A-label form.
+    pub domain: String,
+    /// How to reach the requester, as given.
+    pub contact: String,
+    /// The requester's message.
+    pub message: String,
+    /// When it was made.
+    pub requested_at: i64,
+}
+
 /// Counts for `/healthz` and `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -576,6 +593,27 @@ impl Store {
         let (channel, address) = (channel.to_owned(), address.to_owned());
         self.tx(move |tx| ops::remove_subscription(tx, &domain, &channel, &address))
             .await
+    }
+
+    /// Records an operator's removal request (never removes anything by itself). Contact
+    /// and message are cut to 300 and 2000 characters.
+    pub async fn request_removal(
+        &self,
+        domain: &str,
+        contact: &str,
+        message: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let domain = normalise_domain(domain)?;
+        let contact: String = contact.chars().take(300).collect();
+        let message: String = message.chars().take(2000).collect();
+        self.tx(move |tx| ops::request_removal(tx, &domain, &contact, &message, now))
+            .await
+    }
+
+    /// The newest `limit` removal requests.
+    pub async fn removal_requests(&self, limit: u32) -> Result<Vec<RemovalRequest>, StoreError> {
+        self.tx(move |tx| ops::removal_requests(tx, limit)).await
     }
 
     /// Counts for health and metrics, at `now`.

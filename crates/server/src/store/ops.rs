@@ -9,15 +9,25 @@ use super::{
 };
 
 /// The newest schema version this program knows.
-pub const CURRENT_VERSION: i64 = 1;
+pub const CURRENT_VERSION: i64 = 2;
 
 /// The default watch period of a domain without subscribers: 30 days.
 pub(crate) const DEFAULT_EXPIRE_SECS: i64 = 30 * 86_400;
 
-const MIGRATIONS_SQLITE: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
-const MIGRATIONS_POSTGRES: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_removal_requests.sql"),
+    ),
+];
+const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_removal_requests.sql"),
+    ),
+];
 
 /// Applies the missing migrations (in the open transaction).
 pub(crate) fn migrate(tx: &mut dyn Tx) -> Result<(), StoreError> {
@@ -315,7 +325,13 @@ pub(crate) fn count_domains(tx: &mut dyn Tx) -> Result<u64, StoreError> {
 
 pub(crate) fn remove_domain(tx: &mut dyn Tx, domain: &str) -> Result<bool, StoreError> {
     // Explicit deletes: foreign-key cascades are off by default in some SQLite builds.
-    for table in ["keys_seen", "tickets", "subscriptions", "checks"] {
+    for table in [
+        "keys_seen",
+        "tickets",
+        "subscriptions",
+        "checks",
+        "removal_requests",
+    ] {
         tx.exec(
             &format!("DELETE FROM {table} WHERE domain = $1"),
             &[domain.into()],
@@ -632,4 +648,51 @@ pub(crate) fn finish(
         skipped,
         owned,
     })
+}
+
+/// At most this many removal requests are kept (the oldest are dropped).
+const MAX_REMOVAL_REQUESTS: i64 = 1000;
+
+pub(crate) fn request_removal(
+    tx: &mut dyn Tx,
+    domain: &str,
+    contact: &str,
+    message: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    // One pending request per (domain, contact): a repeat replaces the earlier one.
+    tx.exec(
+        "DELETE FROM removal_requests WHERE domain = $1 AND contact = $2",
+        &[domain.into(), contact.into()],
+    )?;
+    tx.exec(
+        "INSERT INTO removal_requests (domain, contact, message, requested_at) VALUES ($1, $2, $3, $4)",
+        &[domain.into(), contact.into(), message.into(), now.into()],
+    )?;
+    tx.exec(
+        "DELETE FROM removal_requests WHERE id NOT IN \
+           (SELECT id FROM removal_requests ORDER BY requested_at DESC, id DESC LIMIT $1)",
+        &[MAX_REMOVAL_REQUESTS.into()],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn removal_requests(
+    tx: &mut dyn Tx,
+    limit: u32,
+) -> Result<Vec<super::RemovalRequest>, StoreError> {
+    let rows = tx.query(
+        "SELECT domain, contact, message, requested_at FROM removal_requests \
+         ORDER BY requested_at DESC, id DESC LIMIT $1",
+        &[i64::from(limit).into()],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| super::RemovalRequest {
+            domain: r.text(0).unwrap_or_default(),
+            contact: r.text(1).unwrap_or_default(),
+            message: r.text(2).unwrap_or_default(),
+            requested_at: r.int(3).unwrap_or(0),
+        })
+        .collect())
 }
