@@ -314,9 +314,16 @@ pub fn setup_advice(endpoints: &[Endpoint], keys: &[KeySeen], ttl: u32) -> Setup
             ));
         }
     }
-    if !out.zone_lines.is_empty() {
+    let adds_records = out.zone_lines.iter().any(|l| !l.starts_with(';'));
+    if adds_records {
         out.advice.push(
             "Add the zone lines below (they are additive: keep the records you have), sign the zone, and renew certificates with the same key (certbot --reuse-key) or publish the next key's line before a rollover"
+                .to_owned(),
+        );
+    } else if !out.zone_lines.is_empty() {
+        // Only next-key slots (comments): nothing is missing today.
+        out.advice.push(
+            "The published records cover the current key; before a rollover, publish a 3 1 1 line for the next key too (the commented line below shows where and the command that computes it), and renew certificates with the same key (certbot --reuse-key) until then"
                 .to_owned(),
         );
     }
@@ -327,4 +334,71 @@ pub fn setup_advice(endpoints: &[Endpoint], keys: &[KeySeen], ttl: u32) -> Setup
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Service;
+
+    fn endpoint_with(records: Vec<Tlsa>) -> Endpoint {
+        let mut ep = Endpoint::new(
+            "example.org",
+            Service::C2sStarttls,
+            "xmpp.example.org",
+            5222,
+        );
+        ep.tlsa = crate::TlsaRrset::new(ep.id.tlsa_owner(), DnssecStatus::Secure, records);
+        ep
+    }
+
+    #[test]
+    fn next_key_slot_alone_is_not_called_lines_to_add() {
+        // One key pinned and seen: only the commented next-key slot follows.
+        let key = [0xab; 32];
+        let ep = endpoint_with(vec![Tlsa::dane_ee_spki_sha256(key)]);
+        let seen = KeySeen::new("xmpp.example.org", 5222, key, PinSource::LiveProbe);
+        let advice = setup_advice(&[ep], &[seen], 3600);
+        assert_eq!(advice.zone_lines.len(), 1);
+        assert!(advice.zone_lines[0].starts_with("; "));
+        assert_eq!(advice.advice.len(), 1);
+        assert!(
+            !advice.advice[0].contains("Add the zone lines"),
+            "{:?}",
+            advice.advice
+        );
+        assert!(advice.advice[0].contains("next key"));
+        // Nothing new from a live probe: no live-probe warning either.
+        assert!(advice.warnings.is_empty());
+    }
+
+    #[test]
+    fn real_lines_are_called_lines_to_add() {
+        let ep = endpoint_with(vec![]);
+        let seen = KeySeen::new("xmpp.example.org", 5222, [1; 32], PinSource::LiveProbe);
+        let advice = setup_advice(&[ep], &[seen], 3600);
+        assert!(
+            advice.zone_lines[0].starts_with("_5222._tcp.xmpp.example.org. 3600 IN TLSA 3 1 1 ")
+        );
+        assert!(
+            advice
+                .advice
+                .iter()
+                .any(|a| a.starts_with("Add the zone lines below"))
+        );
+        assert_eq!(advice.warnings.len(), 1);
+        assert_eq!(advice.warnings[0].code, WarningCode::PinsFromLiveProbe);
+    }
+
+    #[test]
+    fn nothing_to_say_for_two_pinned_keys() {
+        let ep = endpoint_with(vec![
+            Tlsa::dane_ee_spki_sha256([1; 32]),
+            Tlsa::dane_ee_spki_sha256([2; 32]),
+        ]);
+        let seen = KeySeen::new("xmpp.example.org", 5222, [1; 32], PinSource::LiveProbe);
+        let advice = setup_advice(&[ep], &[seen], 3600);
+        assert!(advice.zone_lines.is_empty());
+        assert!(advice.advice.is_empty());
+    }
 }
