@@ -184,7 +184,7 @@ pub async fn dashboard(
         Err(e) => return internal(&e),
     };
     let total = store.count_domains().await.unwrap_or(0);
-    let requests = match web.removal_requests(100).await {
+    let requests = match web.app.store.removal_requests(100).await {
         Ok(r) => r,
         Err(e) => return internal(&e),
     };

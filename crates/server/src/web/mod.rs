@@ -105,14 +105,20 @@ impl Default for WebConfig {
 
 impl WebConfig {
     /// The web settings of the service's configuration: trusted proxies, admin token hash,
-    /// public URL (`Secure` cookies when it is `https://`); the rate limits and the
-    /// vantage-point rule keep their defaults.
+    /// public URL (`Secure` cookies when it is `https://`), the rate limits on on-demand
+    /// checks and the vantage-point rule for probe-derived zone lines.
     pub fn from_config(config: &Config) -> Self {
         WebConfig {
             trusted_proxies: config.trusted_proxies.clone(),
             admin_token_sha256: config.admin_token_hash.clone(),
             secure_cookies: config.public_url.starts_with("https://"),
             public_url: config.public_url.trim_end_matches('/').to_owned(),
+            checks_per_client: config.checks_per_client_per_hour,
+            per_client_period: Duration::from_secs(3600),
+            checks_global: config.checks_global_per_minute,
+            global_period: Duration::from_secs(60),
+            setup_lines_min_vantages: usize::try_from(config.setup_lines_min_vantages)
+                .unwrap_or(usize::MAX),
             ..WebConfig::default()
         }
     }
@@ -182,24 +188,6 @@ pub struct Web {
     pub login_limit: ratelimit::RateLimiter,
     /// Settings.
     pub settings: Settings,
-    /// Operators' removal requests, newest last, bounded.
-    removals: std::sync::Mutex<std::collections::VecDeque<RemovalRequest>>,
-}
-
-/// How many removal requests are kept for the administrator (the oldest go first).
-pub const MAX_REMOVAL_REQUESTS: usize = 1000;
-
-/// An operator's request to remove a domain, for the administrator to review.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemovalRequest {
-    /// The domain (A-label).
-    pub domain: String,
-    /// How to reach the requester (may be empty).
-    pub contact: String,
-    /// The message.
-    pub message: String,
-    /// When it was made (Unix seconds).
-    pub requested_at: i64,
 }
 
 impl std::fmt::Debug for Web {
@@ -263,32 +251,6 @@ impl Web {
             .unwrap_or(IpAddr::from([0, 0, 0, 0]))
     }
 
-    /// Records an operator's removal request for the administrator.
-    pub async fn record_removal_request(
-        &self,
-        domain: &str,
-        contact: &str,
-        message: &str,
-    ) -> Result<(), StoreError> {
-        let mut q = self.removals.lock().unwrap_or_else(|e| e.into_inner());
-        if q.len() >= MAX_REMOVAL_REQUESTS {
-            q.pop_front();
-        }
-        q.push_back(RemovalRequest {
-            domain: domain.to_owned(),
-            contact: contact.to_owned(),
-            message: message.to_owned(),
-            requested_at: self.now(),
-        });
-        Ok(())
-    }
-
-    /// The removal requests, newest first, at most `limit`.
-    pub async fn removal_requests(&self, limit: usize) -> Result<Vec<RemovalRequest>, StoreError> {
-        let q = self.removals.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(q.iter().rev().take(limit).cloned().collect())
-    }
-
     /// Queues an on-demand check (the caller applied the rate limit).
     pub async fn request_check(&self, domain: &str) -> Result<CheckTicket, StoreError> {
         self.app.checks.request(domain).await
@@ -343,7 +305,6 @@ pub fn web_state(app: AppState, c: &WebConfig) -> Result<Web, WebConfigError> {
         checks_limit,
         login_limit,
         settings,
-        removals: Default::default(),
     })
 }
 

@@ -591,7 +591,9 @@ pub async fn submit_removal(
         return rate_limited(&refused, false);
     }
     if let Err(e) = web
-        .record_removal_request(&domain, form.contact.trim(), form.message.trim())
+        .app
+        .store
+        .request_removal(&domain, form.contact.trim(), form.message.trim(), web.now())
         .await
     {
         return internal(&e);
