@@ -17,7 +17,7 @@
 #
 # `up` starts the relays, waits for that consensus, starts the client, waits until it has
 # bootstrapped and until a stream through SOCKS reaches a throwaway listener on 127.0.0.1
-# (tor/socks_check.py); ~25-35 s in all, fails with the log tails after CW_TOR_WAIT_SECS (90).
+# (tor/socks_check.py), then two more consensus periods; ~65-85 s in all, fails with the log tails after CW_TOR_WAIT_SECS (90).
 # Keys are kept across up/down (in $CW_DIR/tor/<relay>/keys); all other Tor state is wiped at
 # each (re)start, so the network always comes up the same way as on a fresh machine.
 # Description ($CW_DIR/describe/tor.json, key "tor"):
@@ -117,7 +117,7 @@ ExitRelay 0
 ExitPolicy reject *:*
 ShutdownWaitLength 0
 EOF
-  } >"$CW_DIR/tor/$TOR_GUARD.torrc"
+  } >"${1:-$CW_DIR/tor/$TOR_GUARD.torrc}"
 }
 
 # Removes everything but the keys and fingerprints from a data directory.
@@ -149,6 +149,16 @@ TestingDirAuthVoteGuard $TOR_GUARD
 TestingDirAuthVoteGuardIsStrict 1
 TestingDirAuthVoteHSDir *
 TestingMinExitFlagThreshold 0
+# Stable for every running relay, from the start. Otherwise Stable goes to the relays whose
+# MTBF is above the network's median, which in a young four-relay network can leave the only
+# Guard (cwguard) without it; arti needs a Guard+Stable+Fast relay (is_suitable_as_guard) and
+# otherwise refuses every circuit ("attempted to use unbootstrapped client").
+AuthDirVoteStableGuaranteeMinUptime 0 seconds
+AuthDirVoteStableGuaranteeMTBF 0 seconds
+# Fast for every relay that advertises at least 1 KB/s: otherwise Fast goes by bandwidth
+# percentile, and the guard, which carries little traffic, drops in and out of it.
+TestingMinFastFlagThreshold 0
+AuthDirFastGuarantee 1 KBytes
 ExitRelay 1
 ExitPolicyRejectPrivate 0
 ExitPolicyRejectLocalInterfaces 0
@@ -158,7 +168,7 @@ ServerDNSAllowBrokenConfig 1
 ShutdownWaitLength 0
 EOF
     if [ "$i" -eq "$TOR_EXIT_USER_RELAY" ]; then echo "User $TOR_EXIT_USER"; fi
-  } >"$CW_DIR/tor/${TOR_RELAYS[$i]}.torrc"
+  } >"${2:-$CW_DIR/tor/${TOR_RELAYS[$i]}.torrc}"
 }
 
 _tor_write_client_torrc() {
@@ -178,7 +188,7 @@ LongLivedPorts 1
 # Conflux wants disjoint legs, which three relays cannot give: it only fills the log.
 ConfluxEnabled 0
 EOF
-  } >"$CW_DIR/tor/client.torrc"
+  } >"${1:-$CW_DIR/tor/client.torrc}"
 }
 
 _tor_write_arti_toml() {
@@ -246,6 +256,15 @@ print(json.dumps({"socks": socks, "arti_config": arti, "relays": relays, "guard"
 PY
 }
 
+# _tor_config_sum: the SHA-256 of the torrcs this script writes now (with the kept keys), to
+# tell a running network started from another configuration. Prints nothing without keys.
+_tor_config_sum() {
+  local i
+  for i in 0 1 2; do [ -s "$CW_DIR/tor/${TOR_RELAYS[$i]}/keys/authority_certificate" ] || return 0; done
+  { for i in 0 1 2; do _tor_write_relay_torrc "$i" /dev/stdout; done
+    _tor_write_guard_torrc /dev/stdout; _tor_write_client_torrc /dev/stdout; } | sha256sum | cut -d' ' -f1
+}
+
 # The user that relay I runs as.
 _tor_relay_user() { if [ "$1" -eq "$TOR_EXIT_USER_RELAY" ]; then echo "$TOR_EXIT_USER"; else echo root; fi; }
 
@@ -296,8 +315,9 @@ _tor_socks_check() {
 tor_up() {
   local i n t0 now deadline
   mkdir -p "$CW_DIR/tor"
-  # Idempotent: a running, working network is left alone.
+  # Idempotent: a running, working network whose configuration is unchanged is left alone.
   if _tor_all_alive && _tor_exit_user_ok && [ -s "$CW_DIR/describe/tor.json" ] && [ -s "$CW_DIR/tor/arti.toml" ] \
+    && [ "$(cat "$CW_DIR/tor/config-sha256" 2>/dev/null)" = "$(_tor_config_sum)" ] \
     && _tor_socks_check 20 >/dev/null 2>&1; then
     cw_log "tor: already up (SOCKS $TOR_SOCKS_ADDR:$TOR_SOCKS_PORT works)"
     return 0
@@ -313,6 +333,7 @@ tor_up() {
   _tor_write_guard_torrc
   _tor_write_client_torrc
   _tor_write_arti_toml
+  _tor_config_sum >"$CW_DIR/tor/config-sha256"
   for n in "${TOR_RELAYS[@]}" "$TOR_GUARD" client; do
     tor --verify-config -f "$CW_DIR/tor/$n.torrc" >"$CW_DIR/tor/$n.verify.log" 2>&1 \
       || { cat "$CW_DIR/tor/$n.verify.log" >&2; cw_die "tor: invalid torrc $CW_DIR/tor/$n.torrc"; }
@@ -326,13 +347,13 @@ tor_up() {
   #    first one is often empty: the first vote can precede the relays' descriptors.) The
   #    client starts only then, so that its first fetch gets a usable consensus.
   local cons="$CW_DIR/tor/${TOR_RELAYS[0]}/cached-microdesc-consensus" first=""
-  until [ -s "$cons" ] && [ "$(grep -c '^s .*Exit' "$cons")" -ge 3 ] && [ "$(grep -c '^s .*Guard' "$cons")" -ge 1 ]; do
+  until [ -s "$cons" ] && [ "$(grep -c '^s .*Exit' "$cons")" -ge 3 ] && [ "$(grep -c '^s .*Fast.*Guard.*Stable' "$cons")" -ge 1 ]; do
     [ -z "$first" ] && [ -s "$cons" ] && first=$(($(date +%s) - t0)) && cw_log "tor: first consensus after ${first}s"
     _tor_relays_alive || _tor_fail "a relay died"
     [ "$(date +%s)" -lt "$deadline" ] || _tor_fail "no consensus with three exits after ${TOR_WAIT_SECS}s"
     sleep 0.5
   done
-  cw_log "tor: consensus with three exit relays after $(($(date +%s) - t0))s"
+  cw_log "tor: consensus with three exit relays and a fast, stable guard after $(($(date +%s) - t0))s"
   cw_start tor client tor -f "$CW_DIR/tor/client.torrc"
   # 2. The client has bootstrapped.
   until grep -q "Bootstrapped 100%" "$CW_DIR/logs/tor-client.log" 2>/dev/null; do
@@ -349,15 +370,18 @@ tor_up() {
     sleep 1
   done
   cw_log "tor: $(cat "$CW_DIR/tor/socks_check.log"); network up after $(($(date +%s) - t0))s"
-  # 4. Let the network age. arti clients that bootstrapped within the first ~100 s of a new
-  #    network refused circuits ("attempted to use unbootstrapped client", and arti's
-  #    ready_for_traffic() stayed false) while C-tor was already fine; from ~105 s on they
-  #    worked, in every run seen. Wait until 120 s after the relays started, and at least
-  #    two consensus periods after the first full consensus.
+  # 4. Let the network settle: two consensus periods after the first full consensus (and
+  #    CW_TOR_AGE_SECS after the start, 0 by default). arti refuses every circuit ("attempted
+  #    to use unbootstrapped client") unless some relay is Guard AND Stable AND Fast
+  #    (tor-netdir's is_suitable_as_guard; without one, have_enough_paths() is false). By
+  #    default the authorities hand out Stable and Fast by median uptime and bandwidth
+  #    percentile, so the only Guard got them late (the "young network" of ~100 s) or lost
+  #    them later; AuthDirVoteStableGuarantee* and AuthDirFastGuarantee above make it
+  #    deterministic, and step 1 waits for a Fast, Stable Guard.
   local va0 va
   va0=$(date -d "$(awk '/^valid-after/ { print $2, $3 }' "$cons")" +%s)
   until va=$(date -d "$(awk '/^valid-after/ { print $2, $3 }' "$cons")" +%s) && [ $((va - va0)) -ge 40 ] \
-    && [ $(($(date +%s) - t0)) -ge "${CW_TOR_AGE_SECS:-120}" ]; do
+    && [ $(($(date +%s) - t0)) -ge "${CW_TOR_AGE_SECS:-0}" ]; do
     _tor_all_alive || _tor_fail "a tor process died"
     [ "$(date +%s)" -lt $((deadline + 120)) ] || _tor_fail "no new consensus for two minutes"
     sleep 1
