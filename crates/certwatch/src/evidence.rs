@@ -489,6 +489,12 @@ fn check_contents(
     let mut tlsa = BTreeMap::new();
     for chain in &bundle.dnssec {
         let owner = normal_owner(&chain.owner);
+        if !chain.rtype.eq_ignore_ascii_case("TLSA") {
+            return Err(EvidenceError::Format(format!(
+                "the chain of {owner} is for {}, not TLSA",
+                chain.rtype
+            )));
+        }
         let v = verify_chain(chain, anchor, now).map_err(|source| EvidenceError::Dnssec {
             owner: owner.clone(),
             source: Box::new(source),

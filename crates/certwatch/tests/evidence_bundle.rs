@@ -302,6 +302,19 @@ fn false_probe_claims_are_caught() {
         Err(EvidenceError::MissingChain { owner }) if owner == "_5270._tcp.xmpp.match.test."
     ));
 
+    // A chain of another record type.
+    let mut lie = b.clone();
+    lie.dnssec[0] = DnssecChain::new(
+        lie.dnssec[0].owner.clone(),
+        "A",
+        lie.dnssec[0].records.clone(),
+    );
+    let bytes = lie.sign(&k).unwrap();
+    assert!(matches!(
+        verify(&bytes, k.public_key().as_ref(), &anchor(), now),
+        Err(EvidenceError::Format(m)) if m.contains("not TLSA")
+    ));
+
     // A certificate that is not PEM.
     let mut lie = b.clone();
     lie.probes[0].chain_pem = "not a certificate".into();
