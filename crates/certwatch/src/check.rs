@@ -960,6 +960,105 @@ mod tests {
         assert_eq!(DomainVerdict::new("example.org", vec![ev]).exit_code(), 3);
     }
 
+    fn sighting_of(vantage: &str, key: Option<&str>, proven: bool) -> KeySighting {
+        KeySighting {
+            vantage: Some(vantage.parse().unwrap()),
+            spki_sha256: key.map(str::to_owned),
+            key_proven: proven,
+            key_type: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn agreement_needs_two_vantage_points_one_proven_key_and_no_unproven_one() {
+        let s = sighting_of;
+        // Two distinct vantage points, same proven key.
+        assert_eq!(
+            agreement(&[
+                s("direct", Some("aa"), true),
+                s("tor:192.0.2.1", Some("aa"), true)
+            ])
+            .as_deref(),
+            Some("aa")
+        );
+        // An inconclusive vantage point does not count, nor does it block.
+        assert_eq!(
+            agreement(&[
+                s("direct", Some("aa"), true),
+                s("tor:192.0.2.1", None, false),
+                s("tor:192.0.2.2", Some("aa"), true),
+            ])
+            .as_deref(),
+            Some("aa")
+        );
+        // One vantage point twice is one vantage point.
+        assert_eq!(
+            agreement(&[s("direct", Some("aa"), true), s("direct", Some("aa"), true)]),
+            None
+        );
+        // Disagreement.
+        assert_eq!(
+            agreement(&[
+                s("direct", Some("aa"), true),
+                s("tor:192.0.2.1", Some("bb"), true)
+            ]),
+            None
+        );
+        // The same key, but not proven on one path (a replayed chain): refuse.
+        assert_eq!(
+            agreement(&[
+                s("direct", Some("aa"), true),
+                s("tor:192.0.2.1", Some("aa"), true),
+                s("tor:192.0.2.2", Some("aa"), false),
+            ]),
+            None
+        );
+    }
+
+    fn confirmation(results: &[(&str, Verdict)]) -> Confirmation {
+        let r: Vec<VantageResult> = results
+            .iter()
+            .map(|(v, verdict)| VantageResult::new(v.parse().unwrap(), *verdict, None))
+            .collect();
+        confirm(&r)
+    }
+
+    #[test]
+    fn several_targets_confirmations_combine_to_the_worst() {
+        let hostile = confirmation(&[
+            ("tor:192.0.2.9", Verdict::Mismatch),
+            ("tor:192.0.2.1", Verdict::Match),
+            ("tor:192.0.2.2", Verdict::Match),
+            ("direct", Verdict::Match),
+        ]);
+        assert_eq!(hostile.classification, Classification::HostileExit);
+        let server = confirmation(&[
+            ("tor:192.0.2.9", Verdict::Mismatch),
+            ("tor:192.0.2.1", Verdict::Mismatch),
+            ("direct", Verdict::Mismatch),
+        ]);
+        assert_eq!(
+            server.classification,
+            Classification::ServerSideInterception
+        );
+        let thin = confirmation(&[("direct", Verdict::Mismatch)]);
+        assert_eq!(thin.classification, Classification::Indeterminate);
+
+        let c = combine_confirmations(&[hostile.clone(), server.clone()]);
+        assert_eq!(c.classification, Classification::ServerSideInterception);
+        assert_eq!(c.vantage_points, 3);
+        assert_eq!(c.distinct_exits, 2);
+        assert!(c.diversity_verified);
+        let c = combine_confirmations(&[hostile.clone(), thin.clone()]);
+        assert_eq!(c.classification, Classification::Indeterminate);
+        assert_eq!(c.vantage_points, 1);
+        let c = combine_confirmations(&[hostile.clone(), hostile]);
+        assert_eq!(c.classification, Classification::HostileExit);
+        assert_eq!(c.vantage_points, 4);
+        assert_eq!(c.distinct_exits, 3);
+    }
+
     #[test]
     fn checked_at_is_rfc3339_utc() {
         assert_eq!(rfc3339(1_800_000_000), "2027-01-15T08:00:00Z");

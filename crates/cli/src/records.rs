@@ -484,7 +484,85 @@ fn hex_of(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::host_name;
+    use super::*;
+
+    const K1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+    const K2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+    /// A survey of one c2s target seen from direct and two exits; `exit2_key` is what the
+    /// second exit saw.
+    fn survey(exit2_key: &str, agreed: bool) -> KeySurvey {
+        let sighting = |v: &str, k: &str| {
+            serde_json::json!({"vantage": v, "spki_sha256": k, "key_proven": true,
+                "key_type": "ecdsa", "error": null})
+        };
+        let v = serde_json::json!({
+            "report": {
+                "schema_version": 1, "domain": "example.org",
+                "checked_at": "2026-11-28T19:00:00Z", "verdict": "no-records",
+                "endpoints": [{
+                    "service": "c2s-starttls", "target": "xmpp.example.org", "port": 5222,
+                    "address": "192.0.2.1", "dnssec": "secure", "dnssec_reason": null,
+                    "tlsa": [], "verdict": "no-records", "reason": "no-tlsa",
+                    "presented_spki_sha256": K1, "matched_record": null,
+                    "vantage": "tor:192.0.2.10", "key_type": "ecdsa", "error": null
+                }],
+                "confirmation": null,
+                "setup": {"zone_lines": [], "advice": []},
+                "warnings": []
+            },
+            "targets": [{
+                "service": "c2s-starttls", "target": "xmpp.example.org", "port": 5222,
+                "address": "192.0.2.1",
+                "sightings": [
+                    sighting("tor:192.0.2.10", K1),
+                    sighting("tor:192.0.2.11", exit2_key),
+                    sighting("direct", K1),
+                ],
+                "agreed_spki_sha256": if agreed { Some(K1) } else { None },
+            }],
+            "vantage_rounds": 2
+        });
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn confirmed_lines_name_every_vantage() {
+        let out = render_live(&survey(K1, true), 2, 600, None, "tor").unwrap();
+        let lines: Vec<&str> = out.text.lines().filter(|l| !l.starts_with(';')).collect();
+        assert_eq!(
+            lines,
+            [format!(
+                "_5222._tcp.xmpp.example.org. 600 IN TLSA 3 1 1 {K1}"
+            )]
+        );
+        assert!(
+            out.text.contains(
+                "; ecdsa key seen at 192.0.2.1 from tor:192.0.2.10, tor:192.0.2.11, direct"
+            ),
+            "{}",
+            out.text
+        );
+        assert!(out.warnings[0].contains("pin whatever key the connection presented"));
+    }
+
+    #[test]
+    fn disagreeing_vantage_points_refuse_and_list_what_each_saw() {
+        let err = render_live(&survey(K2, false), 2, 3600, None, "tor").unwrap_err();
+        assert!(err.contains("refusing to print"), "{err}");
+        assert!(err.contains(&format!("tor:192.0.2.10: {K1}")), "{err}");
+        assert!(err.contains(&format!("tor:192.0.2.11: {K2}")), "{err}");
+        assert!(err.contains(&format!("direct: {K1}")), "{err}");
+    }
+
+    #[test]
+    fn without_confirm_every_key_seen_is_printed() {
+        // One vantage per target without --confirm: both keys seen are printed, and
+        // there is no refusal.
+        let out = render_live(&survey(K2, false), 0, 3600, None, "tor").unwrap();
+        let lines: Vec<&str> = out.text.lines().filter(|l| !l.starts_with(';')).collect();
+        assert_eq!(lines.len(), 2, "{}", out.text);
+    }
 
     #[test]
     fn host_names() {
