@@ -263,7 +263,7 @@ fn setup_section(r: &Report, p: &ResultPage<'_>) -> Markup {
                     p class="notice warn" {
                         strong { "These lines come from connections, which pin whatever those connections presented. " }
                         "If your server is already intercepted, they pin the attacker's key. "
-                        (vantages.len()) " distinct vantage points (" (vantages.join(", ")) ") saw the same key. "
+                        (vantages.len()) " distinct vantage point" @if vantages.len() != 1 { "s" } " (" (vantages.join(", ")) ") saw the same key. "
                         "Prefer the lines computed on your server from the key file (below)."
                     }
                     (copy_block("Zone-file lines to add (from the service's probes; additive: keep the records you have)", lines))

@@ -1,0 +1,401 @@
+//! Browser test (interop): headless Chromium, driven over the W3C WebDriver protocol by
+//! Debian's `chromedriver`, enters a domain of the interop environment on the home page of a
+//! real `certwatch-server` process, waits for the result page, reads the setup lines from it,
+//! and checks them against the SHA-256 of the environment's certificates' public keys as
+//! computed by openssl.
+//!
+//! Needs the interop environment (`scripts/interop-env up`, `CERTWATCH_INTEROP`) and the Debian
+//! packages `chromium`, `chromium-driver` and `openssl`. The WebDriver client is the few lines
+//! of HTTP/1.1 over a loopback `TcpStream` below: no TLS, no extra crate.
+//!
+//! The server runs with `--via direct`, so every probe has the same (direct) vantage point;
+//! `--setup-lines-min-vantages 1` lets the page show probe-derived lines from it. The test
+//! also checks that the page says how many vantage points agreed and shows the local
+//! commands.
+#![cfg(feature = "interop")]
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use certwatch_testkit::Interop;
+
+/// The WebDriver element reference key (W3C).
+const ELEMENT: &str = "element-6066-11e4-a29f-4c20ab1e5c6f";
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// One HTTP/1.1 request to `127.0.0.1:port`, `Connection: close`; the status and the body.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+    let payload = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        payload.len()
+    );
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP header end"))?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no HTTP status"))?;
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase().starts_with("transfer-encoding:")
+            && l.to_ascii_lowercase().contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A WebDriver session on a chromedriver.
+struct Driver {
+    port: u16,
+    session: String,
+}
+
+impl Driver {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        let (status, text) = http(self.port, method, &path, body.as_ref())
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
+        let v: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: not JSON ({e}): {text}"));
+        assert_eq!(status, 200, "WebDriver {method} {path}: {v}");
+        v["value"].clone()
+    }
+
+    fn find_all(&self, css: &str) -> Vec<String> {
+        self.call(
+            "POST",
+            "/elements",
+            Some(json!({"using": "css selector", "value": css})),
+        )
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e[ELEMENT].as_str().map(str::to_owned))
+        .collect()
+    }
+
+    fn find(&self, css: &str) -> String {
+        self.find_all(css)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no element {css}"))
+    }
+
+    fn text(&self, element: &str) -> String {
+        self.call("GET", &format!("/element/{element}/text"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn url(&self) -> String {
+        self.call("GET", "/url", None)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = http(
+            self.port,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+        );
+    }
+}
+
+/// Polls `f` every 250 ms until it returns `Some`, or panics after `limit` with `what`.
+fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// SHA-256 of the certificate's SubjectPublicKeyInfo, by the openssl pipeline the page shows.
+fn openssl_spki_sha256(cert: &Path) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "openssl x509 -in \"$1\" -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256",
+        )
+        .arg("sh")
+        .arg(cert)
+        .output()
+        .expect("openssl runs (Debian package openssl)");
+    assert!(
+        out.status.success(),
+        "openssl failed for {}",
+        cert.display()
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex = text
+        .rsplit("= ")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    assert_eq!(hex.len(), 64, "openssl printed {text:?}");
+    hex
+}
+
+#[test]
+fn browser_reads_setup_lines_that_match_openssl() {
+    let env = Interop::require();
+    let domain = env
+        .str("dns.scenarios.nodata.domain")
+        .expect("the nodata scenario")
+        .to_owned();
+    assert_eq!(
+        env.str("dns.scenarios.nodata.expect").unwrap(),
+        "no-records"
+    );
+    let target = env
+        .str("dns.scenarios.nodata.targets.0")
+        .unwrap()
+        .to_owned();
+    // nodata's target is served by the environment's Prosody; its keys are the expected pins.
+    let keys: Vec<String> = env
+        .get("xmpp.prosody.keys")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    let expected: BTreeSet<String> = keys
+        .iter()
+        .map(|k| openssl_spki_sha256(&env.path(&format!("pki.keys.{k}.cert")).unwrap()))
+        .collect();
+    assert_eq!(expected.len(), keys.len());
+
+    let dir = tempfile::tempdir().unwrap();
+    let web_port = free_port();
+    let server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_certwatch-server"))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{web_port}"),
+                "--database",
+                &format!("sqlite://{}", dir.path().join("db.sqlite3").display()),
+                "--via",
+                "direct",
+                "--allow-private-targets",
+                "--resolver",
+                env.str("dns.unbound").unwrap(),
+                "--trust-anchor",
+                env.str("dns.trust_anchor").unwrap(),
+                "--setup-lines-min-vantages",
+                "1",
+                "--public-url",
+                &format!("http://127.0.0.1:{web_port}"),
+            ])
+            .env("CERTWATCH_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("certwatch-server starts"),
+    );
+    wait_for(
+        Duration::from_secs(60),
+        "certwatch-server to answer",
+        || http(web_port, "GET", "/healthz", None).ok(),
+    );
+
+    let driver_port = free_port();
+    let _chromedriver = Killed(
+        Command::new("chromedriver")
+            .arg(format!("--port={driver_port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts (Debian package chromium-driver)"),
+    );
+    wait_for(Duration::from_secs(30), "chromedriver to be ready", || {
+        http(driver_port, "GET", "/status", None)
+            .ok()
+            .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+            .filter(|v| v["value"]["ready"] == true)
+    });
+    let profile = dir.path().join("chromium-profile");
+    let (status, body) = http(
+        driver_port,
+        "POST",
+        "/session",
+        Some(&json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=412,915",
+                         format!("--user-data-dir={}", profile.display())]
+            }
+        }}})),
+    )
+    .expect("a WebDriver session");
+    let session: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 200, "new session: {session}");
+    let driver = Driver {
+        port: driver_port,
+        session: session["value"]["sessionId"].as_str().unwrap().to_owned(),
+    };
+
+    // The home page: type the domain into the labelled field and submit.
+    let base = format!("http://127.0.0.1:{web_port}");
+    driver.call("POST", "/url", Some(json!({ "url": format!("{base}/") })));
+    let field = driver.find("input#domain");
+    driver.call(
+        "POST",
+        &format!("/element/{field}/value"),
+        Some(json!({ "text": domain })),
+    );
+    let submit = driver.find("form[action='/checks'] button[type=submit]");
+    driver.call("POST", &format!("/element/{submit}/click"), Some(json!({})));
+
+    // The pending page reloads itself until the result page appears.
+    let result_url = format!("{base}/domains/{domain}");
+    wait_for(Duration::from_secs(180), "the result page", || {
+        (driver.url() == result_url
+            && driver.find_all("#state").len() == 1
+            && driver.find_all("p[role=status]").is_empty())
+        .then_some(())
+    });
+    let state = driver.text(&driver.find("#state"));
+    assert_eq!(state, "Signed, but no TLSA records");
+
+    // Read the setup lines as the browser renders them.
+    let blocks: Vec<String> = driver
+        .find_all("figure.copy pre")
+        .iter()
+        .map(|e| driver.text(e))
+        .collect();
+    let all = blocks.join("\n");
+    let lines: Vec<&str> = all
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.contains(" IN TLSA 3 1 1 "))
+        .collect();
+    assert!(!lines.is_empty(), "no TLSA lines on the page: {all}");
+    let mut seen = BTreeSet::new();
+    let mut owners = BTreeSet::new();
+    for line in &lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.len(), 8, "{line}");
+        assert_eq!(
+            &fields[1..7],
+            ["3600", "IN", "TLSA", "3", "1", "1"],
+            "{line}"
+        );
+        assert!(
+            fields[0].ends_with(&format!("._tcp.{target}.")),
+            "owner of {line}"
+        );
+        owners.insert(fields[0].to_owned());
+        seen.insert(fields[7].to_ascii_lowercase());
+    }
+    assert_eq!(
+        seen, expected,
+        "the page's pins are the keys openssl computes"
+    );
+    assert!(
+        owners.contains(&format!("_5222._tcp.{target}.")),
+        "{owners:?}"
+    );
+    // Every owner name pins every key of the host (additive lines, one per key).
+    for owner in &owners {
+        let for_owner: BTreeSet<String> = lines
+            .iter()
+            .filter(|l| l.starts_with(owner.as_str()))
+            .map(|l| l.rsplit(' ').next().unwrap().to_ascii_lowercase())
+            .collect();
+        assert_eq!(for_owner, expected, "{owner}");
+    }
+    // The warning and the local commands are on the same page.
+    let page = driver.text(&driver.find("main"));
+    assert!(
+        page.contains("pin whatever those connections presented"),
+        "{page}"
+    );
+    assert!(page.contains("1 distinct vantage point (direct)"), "{page}");
+    assert!(page.contains(&format!(
+        "certwatch records --key /path/to/privkey.pem --host {target} --port 5222"
+    )));
+    assert!(page.contains(
+        "openssl x509 -in cert.pem -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256"
+    ));
+    if let Some(path) = std::env::var_os("CERTWATCH_BROWSER_SCREENSHOT") {
+        use base64::Engine as _;
+        let png = driver.call("GET", "/screenshot", None);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap_or_default())
+            .unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    drop(driver);
+    drop(server);
+}
