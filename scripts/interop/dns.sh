@@ -40,6 +40,8 @@
 #   replay       secure; SRV x4 -> xmpp.replay.test (A 127.0.0.4, the replay server: genuine
 #                host-ec chain, handshake signed with other-ec), TLSA host-ec. mismatch
 #                (reason unproven-key)
+#   down         secure; SRV x4 -> xmpp.down.test (A 127.0.0.8, where nothing listens: the server is
+#                down), TLSA host-ec+host-rsa. indeterminate (connection refused), never an alert
 #   drill.test   (not a scenario: described by the hostile part) secure; c2s SRV only ->
 #                xmpp.drill.test:5222 (A 127.0.0.6, the main Prosody), TLSA host-ec+host-rsa;
 #                the other services' SRV target is ".". Only the hostile-exit drill uses it.
@@ -88,6 +90,8 @@
 CW_DNS_NSD_PORT=${CW_DNS_NSD_PORT:-5353}
 CW_DNS_UNBOUND_PORT=${CW_DNS_UNBOUND_PORT:-5354}
 CW_DNS_SILENT_ADDR=${CW_DNS_SILENT_ADDR:-127.0.0.200}
+# The address of the `down` scenario's server: nothing of ours listens there.
+CW_DNS_DOWN_ADDR=127.0.0.8
 CW_DNS_TTL=60
 # The four XMPP ports that carry TLSA records (c2s, c2s direct TLS, s2s, s2s direct TLS).
 CW_DNS_PORTS=(5222 5223 5269 5270)
@@ -193,7 +197,7 @@ _dns_zones() {
   local d="$CW_DIR/dns" z="$CW_DIR/dns/zones" i
   rm -rf "$z"; mkdir -p "$z"; : >"$d/scenarios.tsv"; : >"$d/zones.tsv"
   local secure=(hosts match mismatch nodata nodata3 bogus expired cross multi nosrv nsec3-150
-    nsec3-600 cname wildcard wildcard3 large expiring split notls dot multi-wrong replay drill)
+    nsec3-600 cname wildcard wildcard3 large expiring split notls dot multi-wrong replay drill down)
   local insecure=(insecure insecure-srv)
 
   { _dns_head hosts.test.
@@ -222,6 +226,11 @@ _dns_zones() {
     printf 'xmpp A %s\n' "$CW_REPLAY_ADDR"; _dns_tlsa xmpp host-ec; } >"$z/replay.test.zone"
   _dns_scenario replay secure mismatch xmpp.replay.test host-ec \
     "SRV x4 to xmpp.replay.test = $CW_REPLAY_ADDR, the replay server: it presents the genuine host-ec chain (pinned by the TLSA) but signs the handshake with other-ec. mismatch with reason unproven-key"
+
+  { _dns_head down.test.; _dns_srv xmpp.down.test.
+    printf 'xmpp A %s\n' "$CW_DNS_DOWN_ADDR"; _dns_tlsa xmpp host-ec host-rsa; } >"$z/down.test.zone"
+  _dns_scenario down secure indeterminate xmpp.down.test host-ec,host-rsa \
+    "secure DNS with TLSA, but the server is down: SRV x4 to xmpp.down.test = $CW_DNS_DOWN_ADDR where nothing listens (connection refused). indeterminate, not an alert"
 
   # The hostile-exit drill's domain: not a scenario (described by the hostile part), c2s only.
   { _dns_head drill.test.
@@ -352,7 +361,7 @@ for port in sys.argv[1:]:
   # Sign the children.
   _dns_sign hosts.test.
   for n in match mismatch nodata bogus cross multi nosrv cname wildcard large split bogus-ds notls dot \
-    multi-wrong replay drill; do
+    multi-wrong replay drill down; do
     _dns_sign "$n.test."
   done
   _dns_sign nodata3.test. nsec3:0
@@ -483,6 +492,10 @@ EOF
   out=$(_dns_dig "$CW_DNS_UNBOUND_PORT" +dnssec _xmpp-client._tcp.insecure.test SRV) || cw_die "dns: unbound does not answer"
   grep -q 'status: NOERROR' <<<"$out" && ! grep -q 'flags:.* ad;' <<<"$out" \
     || { echo "$out" >&2; cw_die "dns: insecure.test is not answered as insecure"; }
+  # The `down` scenario's server must be down.
+  if (exec 3<>"/dev/tcp/$CW_DNS_DOWN_ADDR/5222") 2>/dev/null; then
+    cw_die "dns: something listens on $CW_DNS_DOWN_ADDR:5222, where the down scenario needs nothing"
+  fi
   # Our processes answered, not leftovers holding the ports.
   cw_alive dns nsd; cw_alive dns unbound; cw_alive dns silent
 

@@ -163,6 +163,9 @@ ExitRelay 1
 ExitPolicyRejectPrivate 0
 ExitPolicyRejectLocalInterfaces 0
 ExitPolicy accept *:*
+# Exit to IPv6 too (the dual-stack scenarios probe ::1 through Tor); with IPv6Exit the
+# "accept *:*" above covers both families.
+IPv6Exit 1
 ServerDNSDetectHijacking 0
 ServerDNSAllowBrokenConfig 1
 ShutdownWaitLength 0

@@ -1,6 +1,15 @@
 //! End-to-end runs of `certwatch check` against the loopback interop environment
-//! (`scripts/interop-env`: nsd + validating unbound, Prosody, ejabberd, the no-STARTTLS
-//! Prosody), asserting exit codes and JSON fields.
+//! (`scripts/interop-env`: nsd + validating unbound, Prosody, a second Prosody with another
+//! key, ejabberd, the no-STARTTLS Prosody, the replay server, the private Tor network),
+//! asserting exit codes and JSON fields.
+//!
+//! Issue 7's scenarios each run over `--via direct` and `--via tor` (embedded arti on the
+//! private network): `<scenario>::direct` and `<scenario>::tor`. They are match, mismatch (a
+//! second Prosody with another key), no-dnssec, no-records (the printed line equals the hash
+//! openssl computes from what the server presents), bogus, indeterminate (the server is down;
+//! and a dead zone), protocol error (no STARTTLS), the replay server (genuine chain, another
+//! key: `unproven-key`) and several targets with one wrong. The hostile-exit drill of
+//! `--confirm` is in `drill_interop.rs`.
 //!
 //! `CERTWATCH_INTEROP=/tmp/certwatch-interop/env.json cargo test -p certwatch-cli --features interop --test check_interop`
 #![cfg(feature = "interop")]
@@ -107,10 +116,129 @@ fn presented(report: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-#[test]
-fn match_exits_0_with_both_keys_of_the_dual_certificate_server() {
+/// The transport of a scenario run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Direct,
+    /// Embedded arti on the private Tor network, with storage of its own for each run.
+    #[cfg_attr(not(feature = "tor"), allow(dead_code))]
+    Tor,
+}
+
+/// `certwatch check --via <via> --allow-private-targets --json DOMAIN` with the environment's
+/// resolver and trust anchor.
+fn check_via(env: &Interop, via: Via, domain: &str) -> Run {
+    match via {
+        Via::Direct => check(env, &["--allow-private-targets", "--json", domain]),
+        Via::Tor => {
+            let arti = env
+                .private_arti_config()
+                .expect("private arti configuration");
+            let args = [
+                "check",
+                "--via",
+                "tor",
+                "--tor-config",
+                arti.path_str(),
+                "--resolver",
+                env.str("dns.unbound").unwrap(),
+                "--trust-anchor",
+                env.str("dns.trust_anchor").unwrap(),
+                "--allow-private-targets",
+                "--timeout",
+                "30",
+                "--json",
+                domain,
+            ];
+            let run = certwatch(&args);
+            eprintln!(
+                "certwatch {args:?}\nexit {}\n{}{}",
+                run.code, run.stdout, run.stderr
+            );
+            run
+        }
+    }
+}
+
+/// Asserts that an entry was probed over `via` (`direct`, or `tor:<exit>` with a relay's
+/// address).
+fn assert_vantage(env: &Interop, via: Via, e: &Value) {
+    let vantage = e["vantage"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no vantage: {e}"));
+    match via {
+        Via::Direct => assert_eq!(vantage, "direct", "{e}"),
+        Via::Tor => {
+            let exit = vantage
+                .strip_prefix("tor:")
+                .unwrap_or_else(|| panic!("not a Tor exit vantage: {e}"));
+            let relays = env.get("tor.relays").unwrap().as_array().unwrap();
+            assert!(
+                relays.iter().any(|r| r["address"] == exit),
+                "{exit} is not an exit of the private network"
+            );
+        }
+    }
+}
+
+/// The SHA-256 of the SubjectPublicKeyInfo of the leaf that a server presents live, computed
+/// by openssl alone (`s_client | x509 -pubkey | pkey -pubin -outform DER | dgst -sha256`).
+fn openssl_live_spki_sha256(addr: &str, port: u16, domain: &str, sigalgs: &str) -> String {
+    let script = format!(
+        "timeout 20 openssl s_client -connect {addr}:{port} -starttls xmpp -xmpphost {domain} \
+         -sigalgs {sigalgs} </dev/null 2>/dev/null | openssl x509 -pubkey -noout \
+         | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r"
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "{script}: {out:?}");
+    let hash = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(hash.len(), 64, "{script}: {out:?}");
+    hash
+}
+
+/// One test per transport for a scenario function `fn(Via)`: `<name>::direct` and
+/// `<name>::tor`.
+macro_rules! over_both_transports {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn direct() {
+                super::$name(super::Via::Direct);
+            }
+            #[cfg(feature = "tor")]
+            #[test]
+            fn tor() {
+                super::$name(super::Via::Tor);
+            }
+        }
+    )*};
+}
+
+over_both_transports!(
+    match_exits_0_with_both_keys_of_the_dual_certificate_server,
+    mismatch_is_a_second_prosody_with_another_key,
+    insecure_zone_is_no_dnssec_with_enable_dnssec_advice,
+    no_records_prints_the_line_openssl_computes,
+    bogus_exits_2,
+    server_down_is_indeterminate_exit_3,
+    dead_zone_is_indeterminate_exit_3,
+    missing_starttls_on_a_dane_endpoint_is_a_protocol_error_exit_2,
+    replayed_chain_without_the_key_is_a_mismatch_unproven_key,
+    several_targets_one_of_them_wrong,
+    every_described_scenario_gets_its_expected_verdict,
+);
+
+fn match_exits_0_with_both_keys_of_the_dual_certificate_server(via: Via) {
     let env = Interop::require();
-    let run = check_json(&env, "match.test");
+    let run = check_via(&env, via, "match.test");
     assert_eq!(run.code, 0);
     let r = run.one();
     assert_eq!(r["schema_version"], 1);
@@ -131,7 +259,7 @@ fn match_exits_0_with_both_keys_of_the_dual_certificate_server() {
         assert_eq!(e["reason"], "key-matched");
         assert_eq!(e["dnssec"], "secure");
         assert_eq!(e["target"], "xmpp.match.test");
-        assert_eq!(e["vantage"], "direct");
+        assert_vantage(&env, via, e);
         assert_eq!(
             e["matched_record"],
             format!("3 1 1 {}", e["presented_spki_sha256"].as_str().unwrap())
@@ -160,10 +288,256 @@ fn match_exits_0_with_both_keys_of_the_dual_certificate_server() {
     );
 }
 
+/// `mismatch.test`: a second Prosody (`xmpp.other`) with another key (other-ec), while the
+/// domain's TLSA pins the first Prosody's key (host-ec).
+fn mismatch_is_a_second_prosody_with_another_key(via: Via) {
+    let env = Interop::require();
+    let run = check_via(&env, via, "mismatch.test");
+    assert_eq!(run.code, 2);
+    let r = run.one();
+    assert_eq!(r["verdict"], "mismatch");
+    let pinned = format!("3 1 1 {}", spki(&env, "host-ec"));
+    let other_address = env.str("xmpp.other.address").unwrap();
+    assert_ne!(other_address, env.str("xmpp.prosody.address").unwrap());
+    assert_eq!(entries(&r).len(), 4, "one ECDSA entry per service: {r}");
+    for e in entries(&r) {
+        assert_eq!(e["verdict"], "mismatch", "{e}");
+        assert_eq!(e["reason"], "key-not-in-tlsa");
+        assert_eq!(e["address"], other_address);
+        assert_eq!(e["tlsa"], serde_json::json!([pinned]));
+        assert!(e["matched_record"].is_null());
+        assert_vantage(&env, via, e);
+    }
+    assert_eq!(presented(&r), BTreeSet::from([spki(&env, "other-ec")]));
+    // A mismatch is an alert: no setup lines, never a pin of what the connection presented.
+    assert_eq!(r["setup"]["zone_lines"], serde_json::json!([]));
+    assert_eq!(r["setup"]["advice"], serde_json::json!([]));
+}
+
+fn insecure_zone_is_no_dnssec_with_enable_dnssec_advice(via: Via) {
+    let env = Interop::require();
+    let run = check_via(&env, via, "insecure.test");
+    assert_eq!(run.code, 1);
+    let r = run.one();
+    assert_eq!(r["verdict"], "no-dnssec");
+    for e in entries(&r) {
+        assert_eq!(e["verdict"], "no-dnssec", "{e}");
+        assert_eq!(e["dnssec"], "insecure");
+    }
+    let advice: Vec<&str> = r["setup"]["advice"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        advice
+            .iter()
+            .any(|a| a.starts_with("Enable DNSSEC for insecure.test")
+                && a.contains("_xmpp-client._tcp.insecure.test")),
+        "{advice:?}"
+    );
+}
+
+/// `nodata.test`: secure, no TLSA. The zone line certwatch prints for each key equals the
+/// hash that openssl computes from the certificate the server presents (and from the PKI's
+/// certificate file).
+fn no_records_prints_the_line_openssl_computes(via: Via) {
+    let env = Interop::require();
+    let run = check_via(&env, via, "nodata.test");
+    assert_eq!(run.code, 1);
+    let r = run.one();
+    assert_eq!(r["verdict"], "no-records");
+    for e in entries(&r) {
+        assert_eq!(e["verdict"], "no-records", "{e}");
+        assert_eq!(e["reason"], "no-tlsa");
+        assert_eq!(e["dnssec"], "secure");
+        assert_vantage(&env, via, e);
+    }
+    let lines: Vec<&str> = r["setup"]["zone_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let address = env.str("xmpp.prosody.address").unwrap();
+    for (key, sigalgs) in [
+        ("host-ec", "ECDSA+SHA256"),
+        ("host-rsa", "RSA-PSS+SHA256:RSA+SHA256"),
+    ] {
+        let live = openssl_live_spki_sha256(address, 5222, "nodata.test", sigalgs);
+        let cert = env.str(&format!("pki.keys.{key}.cert")).unwrap();
+        assert_eq!(live, openssl_spki_sha256(cert), "{key}");
+        for port in [5222, 5223, 5269, 5270] {
+            let line = format!("_{port}._tcp.xmpp.nodata.test. 3600 IN TLSA 3 1 1 {live}");
+            assert!(lines.contains(&line.as_str()), "{line} not in {lines:?}");
+        }
+    }
+    assert!(
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["code"] == "pins-from-live-probe"),
+        "{}",
+        r["warnings"]
+    );
+    if via == Via::Direct {
+        // The human output prints the same line.
+        let human = check(&env, &["--allow-private-targets", "nodata.test"]);
+        assert_eq!(human.code, 1);
+        assert!(human.stdout.contains(&format!(
+            "_5222._tcp.xmpp.nodata.test. 3600 IN TLSA 3 1 1 {}",
+            spki(&env, "host-ec")
+        )));
+    }
+}
+
+fn bogus_exits_2(via: Via) {
+    let env = Interop::require();
+    let run = check_via(&env, via, "bogus.test");
+    assert_eq!(run.code, 2);
+    let r = run.one();
+    assert_eq!(r["verdict"], "bogus");
+    assert!(entries(&r).iter().any(|e| e["dnssec"] == "bogus"
+        && e["verdict"] == "bogus"
+        && !e["dnssec_reason"].is_null()));
+    // Never a pin of a key while DNS is bogus.
+    assert_eq!(r["setup"]["zone_lines"], serde_json::json!([]));
+}
+
+/// `down.test`: DNS is fine (secure, with TLSA) but nothing listens at the server's address:
+/// indeterminate (exit 3), never an alert and never a setup line.
+fn server_down_is_indeterminate_exit_3(via: Via) {
+    let env = Interop::require();
+    let run = check_via(&env, via, "down.test");
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let r = run.one();
+    assert_eq!(r["verdict"], "indeterminate");
+    assert!(!entries(&r).is_empty());
+    for e in entries(&r) {
+        assert_eq!(e["verdict"], "indeterminate", "{e}");
+        assert_eq!(e["reason"], "probe-inconclusive", "{e}");
+        assert_eq!(e["dnssec"], "secure", "{e}");
+        assert_eq!(e["address"], "127.0.0.8", "{e}");
+        assert!(e["presented_spki_sha256"].is_null(), "{e}");
+        // Direct: the connection is refused. Through Tor the exit reports the failure.
+        let class = e["error"]["class"].as_str().unwrap_or_default();
+        let want = if via == Via::Direct { "refused" } else { "tor" };
+        assert_eq!(class, want, "{e}");
+    }
+    assert_eq!(r["setup"]["zone_lines"], serde_json::json!([]));
+}
+
+/// `dead.test`: the zone's name server never answers: indeterminate, never "no records".
+fn dead_zone_is_indeterminate_exit_3(via: Via) {
+    let env = Interop::require();
+    let run = check_via(&env, via, "dead.test");
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let r = run.one();
+    assert_eq!(r["verdict"], "indeterminate");
+    assert!(entries(&r).iter().all(|e| e["verdict"] == "indeterminate"));
+}
+
+fn missing_starttls_on_a_dane_endpoint_is_a_protocol_error_exit_2(via: Via) {
+    let env = Interop::require();
+    let run = check_via(&env, via, "notls.test");
+    assert_eq!(run.code, 2);
+    let r = run.one();
+    assert_eq!(r["verdict"], "protocol-error");
+    let bad: Vec<&Value> = entries(&r)
+        .iter()
+        .filter(|e| e["verdict"] == "protocol-error")
+        .collect();
+    assert!(!bad.is_empty());
+    for e in bad {
+        assert_eq!(e["address"], "127.0.0.3");
+        assert_eq!(e["error"]["class"], "xmpp", "{e}");
+        assert!(e["presented_spki_sha256"].is_null());
+        assert_vantage(&env, via, e);
+    }
+}
+
+/// `replay.test`: the replay server presents host-ec's genuine chain, which the TLSA pins,
+/// but signs the handshake with another key. The presented certificate would "match"; the
+/// key is not proven, so this is a mismatch with reason `unproven-key` (REFERENCE section 3).
+fn replayed_chain_without_the_key_is_a_mismatch_unproven_key(via: Via) {
+    let env = Interop::require();
+    assert_eq!(env.str("replay.chain_key").unwrap(), "host-ec");
+    let run = check_via(&env, via, "replay.test");
+    assert_eq!(run.code, 2);
+    let r = run.one();
+    assert_eq!(r["verdict"], "mismatch");
+    let services: BTreeSet<&str> = entries(&r)
+        .iter()
+        .map(|e| e["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services.len(), 4, "{r}");
+    let host_ec = spki(&env, "host-ec");
+    for e in entries(&r) {
+        assert_eq!(e["verdict"], "mismatch", "{e}");
+        assert_eq!(e["reason"], "unproven-key", "{e}");
+        assert_eq!(e["address"], env.str("replay.address").unwrap());
+        assert_eq!(e["error"]["class"], "unproven-key", "{e}");
+        // The chain is the genuine one; its key is pinned, yet no match is recorded.
+        assert_eq!(e["presented_spki_sha256"], host_ec.as_str(), "{e}");
+        assert_eq!(e["tlsa"], serde_json::json!([format!("3 1 1 {host_ec}")]));
+        assert!(e["matched_record"].is_null(), "{e}");
+        assert_vantage(&env, via, e);
+    }
+    assert_eq!(r["setup"]["zone_lines"], serde_json::json!([]));
+}
+
+/// `multi-wrong.test`: two SRV targets of the same priority; the first Prosody presents a
+/// pinned key, the second Prosody another one. The domain is a mismatch; the good target's
+/// entries match and the bad one's mismatch.
+fn several_targets_one_of_them_wrong(via: Via) {
+    let env = Interop::require();
+    let run = check_via(&env, via, "multi-wrong.test");
+    assert_eq!(run.code, 2);
+    let r = run.one();
+    assert_eq!(r["verdict"], "mismatch");
+    let mut seen = BTreeSet::new();
+    for e in entries(&r) {
+        let target = e["target"].as_str().unwrap();
+        seen.insert(target.to_owned());
+        assert_vantage(&env, via, e);
+        match target {
+            "xmpp.hosts.test" => {
+                assert_eq!(e["verdict"], "match", "{e}");
+                assert_eq!(e["reason"], "key-matched", "{e}");
+                assert_eq!(e["address"], env.str("xmpp.prosody.address").unwrap());
+            }
+            "xmpp.multi-wrong.test" => {
+                assert_eq!(e["verdict"], "mismatch", "{e}");
+                assert_eq!(e["reason"], "key-not-in-tlsa", "{e}");
+                assert_eq!(e["address"], env.str("xmpp.other.address").unwrap());
+                assert_eq!(e["presented_spki_sha256"], spki(&env, "other-ec").as_str());
+            }
+            other => panic!("unexpected target {other}: {e}"),
+        }
+    }
+    assert_eq!(
+        seen,
+        BTreeSet::from([
+            "xmpp.hosts.test".to_owned(),
+            "xmpp.multi-wrong.test".to_owned()
+        ])
+    );
+    // Both targets on all four services.
+    for target in &seen {
+        let services: BTreeSet<&str> = entries(&r)
+            .iter()
+            .filter(|e| e["target"] == target.as_str())
+            .map(|e| e["service"].as_str().unwrap())
+            .collect();
+        assert_eq!(services.len(), 4, "{target}: {services:?}");
+    }
+}
+
 /// Every DNS scenario of the environment gets the verdict it expects, with the matching exit
 /// code, in one run of the binary (one JSON line per domain, in order).
-#[test]
-fn every_described_scenario_gets_its_expected_verdict() {
+fn every_described_scenario_gets_its_expected_verdict(via: Via) {
     let env = Interop::require();
     let scenarios = env.get("dns.scenarios").unwrap().as_object().unwrap();
     let mut domains = Vec::new();
@@ -176,9 +550,37 @@ fn every_described_scenario_gets_its_expected_verdict() {
         expected.push((name.clone(), expect.to_owned()));
     }
     assert!(domains.len() >= 20, "{domains:?}");
-    let mut args = vec!["--allow-private-targets", "--json"];
-    args.extend(domains.iter().map(String::as_str));
-    let run = check(&env, &args);
+    let run = match via {
+        Via::Direct => {
+            let mut args = vec!["--allow-private-targets", "--json"];
+            args.extend(domains.iter().map(String::as_str));
+            check(&env, &args)
+        }
+        Via::Tor => {
+            let arti = env
+                .private_arti_config()
+                .expect("private arti configuration");
+            let mut args = vec![
+                "check",
+                "--via",
+                "tor",
+                "--tor-config",
+                arti.path_str(),
+                "--resolver",
+                env.str("dns.unbound").unwrap(),
+                "--trust-anchor",
+                env.str("dns.trust_anchor").unwrap(),
+                "--allow-private-targets",
+                "--timeout",
+                "30",
+                "--json",
+            ];
+            args.extend(domains.iter().map(String::as_str));
+            let run = certwatch(&args);
+            eprintln!("exit {}\n{}{}", run.code, run.stdout, run.stderr);
+            run
+        }
+    };
     let reports = run.json();
     assert_eq!(reports.len(), domains.len());
     let mut worst = 0;
@@ -239,139 +641,6 @@ fn several_targets_every_address_and_key_type() {
             .iter()
             .any(|e| e["presented_spki_sha256"] == ejabberd.as_str())
     );
-}
-
-#[test]
-fn mismatch_exits_2() {
-    let env = Interop::require();
-    let run = check_json(&env, "mismatch.test");
-    assert_eq!(run.code, 2);
-    let r = run.one();
-    assert_eq!(r["verdict"], "mismatch");
-    let other = format!("3 1 1 {}", spki(&env, "other-ec"));
-    for e in entries(&r) {
-        assert_eq!(e["verdict"], "mismatch", "{e}");
-        assert_eq!(e["reason"], "key-not-in-tlsa");
-        assert_eq!(e["tlsa"], serde_json::json!([other]));
-        assert!(e["matched_record"].is_null());
-    }
-    assert_eq!(
-        presented(&r),
-        BTreeSet::from([spki(&env, "host-ec"), spki(&env, "host-rsa")])
-    );
-    // A mismatch is an alert: no setup lines, never a pin of what the connection presented.
-    assert_eq!(r["setup"]["zone_lines"], serde_json::json!([]));
-    assert_eq!(r["setup"]["advice"], serde_json::json!([]));
-}
-
-#[test]
-fn insecure_zone_is_no_dnssec_with_enable_dnssec_advice() {
-    let env = Interop::require();
-    let run = check_json(&env, "insecure.test");
-    assert_eq!(run.code, 1);
-    let r = run.one();
-    assert_eq!(r["verdict"], "no-dnssec");
-    for e in entries(&r) {
-        assert_eq!(e["verdict"], "no-dnssec", "{e}");
-        assert_eq!(e["dnssec"], "insecure");
-    }
-    let advice: Vec<&str> = r["setup"]["advice"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    assert!(
-        advice
-            .iter()
-            .any(|a| a.starts_with("Enable DNSSEC for insecure.test")
-                && a.contains("_xmpp-client._tcp.insecure.test")),
-        "{advice:?}"
-    );
-}
-
-#[test]
-fn no_records_prints_the_line_openssl_computes() {
-    let env = Interop::require();
-    let run = check_json(&env, "nodata.test");
-    assert_eq!(run.code, 1);
-    let r = run.one();
-    assert_eq!(r["verdict"], "no-records");
-    for e in entries(&r) {
-        assert_eq!(e["verdict"], "no-records", "{e}");
-        assert_eq!(e["reason"], "no-tlsa");
-        assert_eq!(e["dnssec"], "secure");
-    }
-    let lines: Vec<&str> = r["setup"]["zone_lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect();
-    for key in ["host-ec", "host-rsa"] {
-        let cert = env.str(&format!("pki.keys.{key}.cert")).unwrap();
-        let hash = openssl_spki_sha256(cert);
-        assert_eq!(hash, spki(&env, key));
-        let line = format!("_5222._tcp.xmpp.nodata.test. 3600 IN TLSA 3 1 1 {hash}");
-        assert!(lines.contains(&line.as_str()), "{line} not in {lines:?}");
-    }
-    assert!(
-        r["warnings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w["code"] == "pins-from-live-probe"),
-        "{}",
-        r["warnings"]
-    );
-    // The human output prints the same line.
-    let human = check(&env, &["--allow-private-targets", "nodata.test"]);
-    assert_eq!(human.code, 1);
-    assert!(human.stdout.contains(&format!(
-        "_5222._tcp.xmpp.nodata.test. 3600 IN TLSA 3 1 1 {}",
-        spki(&env, "host-ec")
-    )));
-}
-
-#[test]
-fn bogus_exits_2() {
-    let env = Interop::require();
-    let run = check_json(&env, "bogus.test");
-    assert_eq!(run.code, 2);
-    let r = run.one();
-    assert_eq!(r["verdict"], "bogus");
-    assert!(entries(&r).iter().any(|e| e["dnssec"] == "bogus"
-        && e["verdict"] == "bogus"
-        && !e["dnssec_reason"].is_null()));
-}
-
-#[test]
-fn dead_zone_is_indeterminate_exit_3() {
-    let env = Interop::require();
-    let run = check(&env, &["--allow-private-targets", "--json", "dead.test"]);
-    assert_eq!(run.code, 3, "{}", run.stderr);
-    let r = run.one();
-    assert_eq!(r["verdict"], "indeterminate");
-    assert!(entries(&r).iter().all(|e| e["verdict"] == "indeterminate"));
-}
-
-#[test]
-fn missing_starttls_on_a_dane_endpoint_is_a_protocol_error_exit_2() {
-    let env = Interop::require();
-    let run = check_json(&env, "notls.test");
-    assert_eq!(run.code, 2);
-    let r = run.one();
-    assert_eq!(r["verdict"], "protocol-error");
-    let bad: Vec<&Value> = entries(&r)
-        .iter()
-        .filter(|e| e["verdict"] == "protocol-error")
-        .collect();
-    assert!(!bad.is_empty());
-    for e in bad {
-        assert_eq!(e["address"], "127.0.0.3");
-        assert_eq!(e["error"]["class"], "xmpp", "{e}");
-        assert!(e["presented_spki_sha256"].is_null());
-    }
 }
 
 #[test]
@@ -531,60 +800,6 @@ fn unreachable_resolver_has_its_own_message() {
     assert_eq!(run.code, 3);
     assert!(run.stderr.contains("unreachable"), "{}", run.stderr);
     assert!(run.stdout.is_empty());
-}
-
-/// `--via tor` with the embedded arti client on the private Tor network of the interop
-/// environment: the same verdicts and exit codes, and the exit relay in `vantage`.
-#[cfg(feature = "tor")]
-#[test]
-fn via_embedded_tor_on_the_private_network() {
-    let env = Interop::require();
-    let resolver = env.str("dns.unbound").unwrap();
-    let anchor = env.str("dns.trust_anchor").unwrap();
-    // Each arti client gets its own storage (see Interop::private_arti_config).
-    let arti_config = env.private_arti_config().unwrap();
-    let arti = arti_config.path_str();
-    let run = |domain: &str| {
-        let args = [
-            "check",
-            "--via",
-            "tor",
-            "--tor-config",
-            arti,
-            "--resolver",
-            resolver,
-            "--trust-anchor",
-            anchor,
-            "--allow-private-targets",
-            "--services",
-            "c2s-starttls,s2s-direct",
-            "--timeout",
-            "30",
-            "--json",
-            domain,
-        ];
-        let run = certwatch(&args);
-        eprintln!(
-            "certwatch {args:?}\nexit {}\n{}{}",
-            run.code, run.stdout, run.stderr
-        );
-        run
-    };
-    let ok = run("match.test");
-    assert_eq!(ok.code, 0);
-    let r = ok.one();
-    assert_eq!(r["verdict"], "match");
-    for e in entries(&r) {
-        let vantage = e["vantage"].as_str().unwrap();
-        assert!(vantage.starts_with("tor"), "{vantage}");
-    }
-    assert_eq!(
-        presented(&r),
-        BTreeSet::from([spki(&env, "host-ec"), spki(&env, "host-rsa")])
-    );
-    let bad = run("mismatch.test");
-    assert_eq!(bad.code, 2);
-    assert_eq!(bad.one()["verdict"], "mismatch");
 }
 
 /// `--confirm 2` through the private Tor network: every exit and the direct path see the
