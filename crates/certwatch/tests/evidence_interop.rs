@@ -130,3 +130,27 @@ async fn a_bogus_bundle_names_the_broken_signature() {
     let b = certwatch::evidence::verify_signature(&bytes, k.public_key().as_ref()).unwrap();
     assert_eq!(b.verdict, Verdict::Bogus);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_through_tor_record_their_vantage() {
+    let env = Interop::require();
+    let proxy = env.socket_addr("tor.socks").unwrap();
+    let mut options = options(&env).with_services(vec![Service::C2sStarttls]);
+    options.transport = Transport::Socks { proxy };
+    let report = certwatch::check("match.test", &options).await.unwrap();
+    let bundle = gather(&options, &report).await;
+    let k = key();
+    let bytes = bundle.sign(&k).unwrap();
+    let v = verify(&bytes, k.public_key().as_ref(), &anchor(&env), now()).unwrap();
+    // Circuits fail now and then (REFERENCE §4): a failed probe is a gap, not a lie.
+    assert!(
+        !v.probes.is_empty() || !v.bundle.gaps.is_empty(),
+        "{:?}",
+        v.bundle
+    );
+    for p in &v.probes {
+        assert_eq!(p.probe.vantage.to_string(), "socks");
+        assert!(p.probe.exit.is_none());
+        assert!(p.in_tlsa);
+    }
+}
