@@ -48,6 +48,8 @@ struct Seen {
     error: Option<ProbeErrorReport>,
     /// A proven key (for the setup lines).
     proven_spki: Option<[u8; 32]>,
+    /// The successful probe itself (chain, TLS facts, vantage), for evidence.
+    probe: Option<Box<Probe>>,
 }
 
 impl Checker {
@@ -82,7 +84,21 @@ impl Checker {
     /// A verdict is data: a mismatch is `Ok(report)` with `verdict: mismatch`. Errors are
     /// for an invalid domain and an unreachable or misconfigured resolver.
     pub async fn check(&self, domain: &str) -> Result<Report, CheckError> {
-        Ok(self.run(domain, 0).await?.report)
+        Ok(self.run(domain, 0).await?.0.report)
+    }
+
+    /// Checks one domain like [`Checker::check`] and also returns every successful probe
+    /// the check made: those of the check itself, then those of the confirmation rounds (in
+    /// that order), each with the chain the server presented and proved, its TLS facts and
+    /// its vantage point. This is the raw material of an evidence bundle
+    /// ([`evidence::ProbeEvidence::from_probe`](crate::evidence::ProbeEvidence::from_probe)),
+    /// so an alert's evidence is what the alert saw, not a later re-probe.
+    pub async fn check_with_probes(
+        &self,
+        domain: &str,
+    ) -> Result<(Report, Vec<certwatch_probe::Probe>), CheckError> {
+        let (survey, probes) = self.run(domain, 0).await?;
+        Ok((survey.report, probes))
     }
 
     /// Checks one domain like [`Checker::check`] and records, for every probe target and key
@@ -115,10 +131,15 @@ impl Checker {
         domain: &str,
         vantage_rounds: usize,
     ) -> Result<KeySurvey, CheckError> {
-        self.run(domain, vantage_rounds).await
+        Ok(self.run(domain, vantage_rounds).await?.0)
     }
 
-    async fn run(&self, domain: &str, survey_rounds: usize) -> Result<KeySurvey, CheckError> {
+    /// The pipeline: the survey (report and sightings) and every successful probe made.
+    async fn run(
+        &self,
+        domain: &str,
+        survey_rounds: usize,
+    ) -> Result<(KeySurvey, Vec<Probe>), CheckError> {
         let name = DomainName::normalise(domain).map_err(|source| CheckError::InvalidDomain {
             input: domain.trim().to_owned(),
             source,
@@ -167,7 +188,9 @@ impl Checker {
         let mut suspects: Vec<Suspect> = Vec::new();
         // Every probed target and key type, for a survey.
         let mut probed: Vec<(usize, ProbeTarget, KeyRequest, Seen)> = Vec::new();
+        let mut probes: Vec<Probe> = Vec::new();
         for (e, (ep, seen)) in endpoints.iter().zip(seen).enumerate() {
+            probes.extend(seen.iter().filter_map(|s| s.probe.as_deref().cloned()));
             let seen = tidy_key_types(seen);
             let outcomes: Vec<(IpAddr, ProbeOutcome)> = seen
                 .iter()
@@ -208,9 +231,10 @@ impl Checker {
         let mut confirmation = None;
         let mut confirm_warnings = Vec::new();
         if self.options.confirm > 0 && !suspects.is_empty() {
-            let (summary, warnings) = self
+            let (summary, warnings, more) = self
                 .confirm_mismatches(&endpoints, &mut verdicts, &suspects, policy_now)
                 .await;
+            probes.extend(more);
             confirm_warnings = warnings;
             confirmation = Some(summary);
         }
@@ -263,16 +287,20 @@ impl Checker {
             let rounds = self.vantage_rounds(&jobs, survey_rounds).await;
             for (tk, more) in targets.iter_mut().zip(rounds) {
                 tk.sightings.extend(more.iter().map(sighting));
+                probes.extend(more.into_iter().filter_map(|s| s.probe.map(|p| *p)));
             }
         }
         for tk in &mut targets {
             tk.agreed_spki_sha256 = agreement(&tk.sightings);
         }
-        Ok(KeySurvey {
-            report,
-            targets,
-            vantage_rounds: survey_rounds,
-        })
+        Ok((
+            KeySurvey {
+                report,
+                targets,
+                vantage_rounds: survey_rounds,
+            },
+            probes,
+        ))
     }
 
     /// Re-probes every mismatching target in `confirm` rounds of distinct exits (plus
@@ -284,7 +312,7 @@ impl Checker {
         verdicts: &mut [EndpointVerdict],
         suspects: &[Suspect],
         now: UnixTime,
-    ) -> (ConfirmationReport, Vec<Warning>) {
+    ) -> (ConfirmationReport, Vec<Warning>, Vec<Probe>) {
         let jobs: Vec<(ProbeTarget, KeyRequest)> = suspects
             .iter()
             .map(|s| (s.target.clone(), s.key_request))
@@ -292,11 +320,15 @@ impl Checker {
         let rounds = self.vantage_rounds(&jobs, self.options.confirm).await;
         let mut confirmations: Vec<Confirmation> = Vec::new();
         let mut warnings: Vec<Warning> = Vec::new();
+        let mut probes: Vec<Probe> = Vec::new();
         for (s, more) in suspects.iter().zip(rounds) {
             let ep = &endpoints[s.endpoint];
             let policy = MatchPolicy::new(&ep.domain, &s.target.id.target, now);
             let mut results = vec![s.first.clone()];
             for seen in more {
+                if let Some(p) = &seen.probe {
+                    probes.push((**p).clone());
+                }
                 let tv = judge_target(ep, seen.address, &seen.outcome, &policy);
                 let vantage = seen
                     .vantage
@@ -343,7 +375,7 @@ impl Checker {
                 ev.dane = worst.dane;
             }
         }
-        (combine_confirmations(&confirmations), warnings)
+        (combine_confirmations(&confirmations), warnings, probes)
     }
 
     /// Probes every job again in `n` rounds of distinct vantage points, then directly
@@ -626,6 +658,7 @@ fn private_refusal(target: &ProbeTarget, kind: &str) -> Seen {
         vantage: None,
         error: Some(ProbeErrorReport::new("private-address", message)),
         proven_spki: None,
+        probe: None,
     }
 }
 
@@ -666,6 +699,7 @@ fn seen_of(
                 vantage: Some(vantage_of(&p.vantage)),
                 error: None,
                 proven_spki,
+                probe: Some(Box::new(p)),
             }
         }
         Err(e) => {
@@ -708,6 +742,7 @@ fn seen_of(
                 vantage,
                 error,
                 proven_spki: None,
+                probe: None,
             }
         }
     }
@@ -753,6 +788,7 @@ fn tidy_key_types(seen: Vec<Seen>) -> Vec<Seen> {
                 vantage: s.vantage,
                 error: s.error.clone(),
                 proven_spki: s.proven_spki,
+                probe: s.probe.clone(),
             });
         }
     }
@@ -843,6 +879,7 @@ mod tests {
             vantage: Some(Vantage::Direct),
             error: None,
             proven_spki: None,
+            probe: None,
         }
     }
 
@@ -854,6 +891,7 @@ mod tests {
             vantage: Some(Vantage::Direct),
             error: None,
             proven_spki: Some([key; 32]),
+            probe: None,
         }
     }
 

@@ -63,3 +63,70 @@ async fn a_verdict_is_data_and_bad_input_is_an_error() {
     assert!(matches!(err, CheckError::InvalidDomain { .. }), "{err}");
     assert!(err.to_string().contains("192.0.2.1"), "{err}");
 }
+
+/// `check_with_probes` returns the very probes of the check (and of its confirmation), whose
+/// proven leaves are the keys the report names.
+#[tokio::test]
+async fn check_with_probes_returns_the_probes_behind_the_report() {
+    let env = Interop::require();
+    let checker = certwatch::Checker::new(
+        options(&env)
+            .with_services(vec![Service::C2sStarttls])
+            .with_confirm(2),
+    )
+    .unwrap();
+    let (report, probes) = checker.check_with_probes("mismatch.test").await.unwrap();
+    // Direct only: one vantage point, so the confirmed verdict is indeterminate.
+    assert_eq!(report.verdict, Verdict::Indeterminate);
+    let presented: std::collections::BTreeSet<String> = report
+        .endpoints
+        .iter()
+        .filter_map(|e| e.presented_spki_sha256.clone())
+        .collect();
+    let probed: std::collections::BTreeSet<String> = probes
+        .iter()
+        .map(|p| p.leaf_spki_sha256_hex().unwrap())
+        .collect();
+    assert_eq!(presented, probed);
+    // The check's probe of each key the server has, then one confirmation round (direct
+    // only) over each of those mismatching targets.
+    let keyed = report
+        .endpoints
+        .iter()
+        .filter(|e| e.presented_spki_sha256.is_some())
+        .count();
+    assert!(keyed >= 1);
+    assert_eq!(probes.len(), 2 * keyed, "{probes:?}");
+    assert!(
+        probes
+            .iter()
+            .all(|p| p.target.domain == "mismatch.test" && p.target.id.port == 5222)
+    );
+}
+
+/// `survey` over the direct transport: every target probed again, but one vantage point can
+/// never agree with itself, so no key is agreed; without rounds each target has one sighting.
+#[tokio::test]
+async fn survey_records_every_sighting_per_target() {
+    let env = Interop::require();
+    let checker =
+        certwatch::Checker::new(options(&env).with_services(vec![Service::C2sStarttls])).unwrap();
+    let once = checker.survey("match.test", 0).await.unwrap();
+    assert_eq!(once.report.verdict, Verdict::Match);
+    assert_eq!(once.targets.len(), 2);
+    assert!(once.targets.iter().all(|t| t.sightings.len() == 1));
+    assert!(!once.all_agree());
+    let keys: std::collections::BTreeSet<&str> =
+        once.targets.iter().flat_map(|t| t.proven_keys()).collect();
+    let want: std::collections::BTreeSet<&str> = [
+        env.str("pki.keys.host-ec.spki_sha256").unwrap(),
+        env.str("pki.keys.host-rsa.spki_sha256").unwrap(),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(keys, want);
+    let twice = checker.survey("match.test", 3).await.unwrap();
+    // Direct: one round only, and no direct extra probe.
+    assert!(twice.targets.iter().all(|t| t.sightings.len() == 2));
+    assert!(twice.targets.iter().all(|t| t.agreed_spki_sha256.is_none()));
+}
