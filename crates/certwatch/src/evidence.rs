@@ -822,6 +822,68 @@ mod tests {
         assert!(parse_pem_chain(&pem(&der).repeat(MAX_CHAIN_CERTS + 1)).is_err());
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gather_lists_what_it_could_not_get_as_gaps() {
+        use crate::report::{EndpointReport, Setup};
+        use certwatch_core::{DnssecState, KeyType, Reason};
+
+        // A DNS server that never answers, and a port where nothing listens.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let mut resolver = certwatch_dns::ResolverConfig::new(vec![silent.local_addr().unwrap()])
+            .with_timeout(Duration::from_millis(100), 0);
+        resolver.lookup_deadline = Duration::from_millis(500);
+        let options = CheckOptions::new(certwatch_probe::Transport::Direct, resolver)
+            .with_private_targets(true)
+            .with_timeout(Duration::from_secs(2))
+            .with_clock(std::sync::Arc::new(certwatch_dns::FixedClock(
+                1_800_000_000,
+            )));
+        let entry = EndpointReport {
+            service: Service::C2sStarttls,
+            target: "xmpp.example.test".into(),
+            port,
+            address: Some("127.0.0.1".parse().unwrap()),
+            dnssec: DnssecState::Secure,
+            dnssec_reason: None,
+            tlsa: vec![format!("3 1 1 {}", "ab".repeat(32)).parse().unwrap()],
+            verdict: Verdict::Mismatch,
+            reason: Some(Reason::KeyMatched),
+            presented_spki_sha256: Some("cd".repeat(32)),
+            matched_record: None,
+            vantage: Some(Vantage::Direct),
+            key_type: Some(KeyType::Ecdsa),
+            error: None,
+        };
+        let report = Report {
+            schema_version: crate::SCHEMA_VERSION,
+            domain: "example.test".into(),
+            checked_at: "2027-01-15T07:59:00Z".into(),
+            verdict: Verdict::Mismatch,
+            endpoints: vec![entry],
+            confirmation: None,
+            setup: Setup::default(),
+            warnings: vec![],
+            exit: None,
+        };
+        let started = std::time::Instant::now();
+        let b = gather(&options, &report).await;
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(b.domain, "example.test");
+        assert_eq!(b.verdict, Verdict::Mismatch);
+        assert_eq!(b.created_at, "2027-01-15T08:00:00Z");
+        assert!(b.probes.is_empty() && b.dnssec.is_empty());
+        assert_eq!(b.gaps.len(), 2, "{:?}", b.gaps);
+        assert!(
+            b.gaps[0].contains(&format!("_{port}._tcp.xmpp.example.test.")),
+            "{:?}",
+            b.gaps
+        );
+        assert!(b.gaps[1].contains("xmpp.example.test"), "{:?}", b.gaps);
+    }
+
     #[test]
     fn owners_are_normalised() {
         assert_eq!(
