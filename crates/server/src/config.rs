@@ -58,9 +58,12 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// Bad command-line arguments (also `--help` and `--version`, whose text is the message).
+    /// Bad command-line arguments.
     #[error("{0}")]
     Args(String),
+    /// `--help` or `--version`: print the text and exit with success.
+    #[error("{0}")]
+    Help(String),
     /// The configuration file could not be read.
     #[error("--config {path}: cannot read: {reason}")]
     ReadFile {
@@ -92,7 +95,7 @@ pub enum ConfigError {
 impl ConfigError {
     /// `true` for `--help` and `--version` (print the message, exit 0).
     pub fn is_help(&self) -> bool {
-        matches!(self, ConfigError::Args(m) if m.starts_with("certwatch-server") || m.starts_with("Usage") || m.contains("\nUsage:"))
+        matches!(self, ConfigError::Help(_))
     }
 }
 
@@ -535,7 +538,12 @@ impl Config {
         T: Into<OsString> + Clone,
     {
         use clap::Parser as _;
-        let flags = Flags::try_parse_from(args).map_err(|e| ConfigError::Args(e.to_string()))?;
+        let flags = Flags::try_parse_from(args).map_err(|e| match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                ConfigError::Help(e.to_string())
+            }
+            _ => ConfigError::Args(e.to_string()),
+        })?;
         let (config_path, flag_layer) = flags.into_layer();
         let env_layer = env_layer(env)?;
         let config_path = config_path.or_else(|| {

@@ -228,10 +228,32 @@ impl Tx for PgTx<'_> {
     }
 }
 
+/// A transaction body for the PostgreSQL worker thread.
+type PgJob = Box<dyn FnOnce(&mut PgConn) + Send>;
+
+/// The PostgreSQL connection, owned by its worker thread (the synchronous client runs its
+/// own small runtime, which must not be started on a tokio thread).
+pub(crate) struct PgConn {
+    config: postgres::Config,
+    client: Option<postgres::Client>,
+}
+
+impl PgConn {
+    /// The client, reconnecting first if the connection was lost.
+    fn client(&mut self) -> Result<&mut postgres::Client, StoreError> {
+        if self.client.as_ref().is_none_or(postgres::Client::is_closed) {
+            self.client = Some(self.config.connect(postgres::NoTls).map_err(db_err)?);
+        }
+        self.client
+            .as_mut()
+            .ok_or_else(|| db_err("no PostgreSQL connection"))
+    }
+}
+
 /// An open database: one connection, used by one transaction at a time.
 pub(crate) enum Db {
     Sqlite(Mutex<rusqlite::Connection>),
-    Postgres(Mutex<postgres::Client>),
+    Postgres(Mutex<std::sync::mpsc::Sender<PgJob>>),
 }
 
 impl std::fmt::Debug for Db {
@@ -267,20 +289,49 @@ impl Db {
     }
 
     /// Connects to PostgreSQL (`postgres://user@host:port/db`, no TLS: a local or tunnelled
-    /// server). Must run off the async runtime's worker threads.
+    /// server) on a dedicated thread that then runs every transaction.
     pub(crate) fn open_postgres(url: &str) -> Result<Db, StoreError> {
         let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Open {
             url: redact_url(url),
             reason: format!("{e}"),
         })?;
         config.connect_timeout(std::time::Duration::from_secs(10));
-        let client = config
-            .connect(postgres::NoTls)
+        let (jobs, inbox) = std::sync::mpsc::channel::<PgJob>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let redacted = redact_url(url);
+        std::thread::Builder::new()
+            .name("certwatch-postgres".into())
+            .spawn(move || {
+                let mut conn = PgConn {
+                    config,
+                    client: None,
+                };
+                let first = conn.client().map(|_| ()).map_err(|e| e.to_string());
+                let ok = first.is_ok();
+                let _ = ready_tx.send(first);
+                if !ok {
+                    return;
+                }
+                // Ends when the store (the sender) is dropped.
+                while let Ok(job) = inbox.recv() {
+                    job(&mut conn);
+                }
+            })
             .map_err(|e| StoreError::Open {
-                url: redact_url(url),
-                reason: e.to_string(),
+                url: redacted.clone(),
+                reason: format!("cannot start the database thread: {e}"),
             })?;
-        Ok(Db::Postgres(Mutex::new(client)))
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Db::Postgres(Mutex::new(jobs))),
+            Ok(Err(reason)) => Err(StoreError::Open {
+                url: redacted,
+                reason,
+            }),
+            Err(_) => Err(StoreError::Open {
+                url: redacted,
+                reason: "the database thread ended".into(),
+            }),
+        }
     }
 
     /// The dialect.
@@ -292,10 +343,11 @@ impl Db {
     }
 
     /// Runs `f` in one transaction (SQLite: `BEGIN IMMEDIATE`, so the writer lock is taken
-    /// first and claims never race). Commits on `Ok`, rolls back on `Err`.
-    pub(crate) fn transaction<T>(
+    /// first and claims never race). Commits on `Ok`, rolls back on `Err`. Blocks: call it
+    /// from a blocking thread.
+    pub(crate) fn transaction<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut dyn Tx) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         match self {
             Db::Sqlite(m) => {
@@ -308,13 +360,26 @@ impl Db {
                 tx.0.commit().map_err(db_err)?;
                 Ok(out)
             }
-            Db::Postgres(m) => {
-                let mut client = m.lock().map_err(|_| db_err("connection lock poisoned"))?;
-                let tx = client.transaction().map_err(db_err)?;
-                let mut tx = PgTx(tx);
-                let out = f(&mut tx)?;
-                tx.0.commit().map_err(db_err)?;
-                Ok(out)
+            Db::Postgres(jobs) => {
+                let (reply, answer) = std::sync::mpsc::channel::<Result<T, StoreError>>();
+                let job: PgJob = Box::new(move |conn: &mut PgConn| {
+                    let run = || -> Result<T, StoreError> {
+                        let client = conn.client()?;
+                        let tx = client.transaction().map_err(db_err)?;
+                        let mut tx = PgTx(tx);
+                        let out = f(&mut tx)?;
+                        tx.0.commit().map_err(db_err)?;
+                        Ok(out)
+                    };
+                    let _ = reply.send(run());
+                });
+                jobs.lock()
+                    .map_err(|_| db_err("connection lock poisoned"))?
+                    .send(job)
+                    .map_err(|_| db_err("the database thread ended"))?;
+                answer
+                    .recv()
+                    .map_err(|_| db_err("the database thread ended"))?
             }
         }
     }

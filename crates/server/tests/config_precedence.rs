@@ -1,0 +1,213 @@
+//! Configuration: flags > CERTWATCH_* environment > TOML file > defaults, key by key; bad
+//! values name their source; secrets never appear in Debug output.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::time::Duration;
+
+use certwatch_server::config::{Config, ConfigError, Via};
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let c = Config::load(["certwatch-server"], &HashMap::new()).unwrap();
+    assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(c.database, "sqlite://certwatch.sqlite3");
+    assert_eq!(c.via, Via::Tor);
+    assert_eq!(c.interval, Duration::from_secs(900));
+    assert_eq!(c.expire_days, 30);
+    assert_eq!(c.circuits_per_minute, 6);
+    assert!(!c.allow_private_targets);
+    assert_eq!(c.admin_token_hash, None);
+    assert!(c.trusted_proxies.is_empty());
+    assert_eq!(c.public_url, "http://127.0.0.1:8080");
+    assert_eq!(c, {
+        let mut d = Config::defaults();
+        d.instance_id.clone_from(&c.instance_id);
+        d
+    });
+}
+
+#[test]
+fn flags_beat_env_beat_file_beat_defaults() {
+    let f = file(
+        r#"
+listen = "127.0.0.1:7000"
+database = "sqlite:///var/lib/certwatch/file.sqlite3"
+interval = "20m"
+expire_days = 7
+circuits_per_minute = 3
+trusted_proxies = ["10.0.0.0/8"]
+via = "direct"
+"#,
+    );
+    let path = f.path().to_str().unwrap();
+    let e = env(&[
+        ("CERTWATCH_LISTEN", "127.0.0.1:7001"),
+        ("CERTWATCH_INTERVAL", "30m"),
+        ("CERTWATCH_EXPIRE_DAYS", "9"),
+        ("OTHER_LISTEN", "ignored"),
+    ]);
+    let c = Config::load(
+        [
+            "certwatch-server",
+            "--config",
+            path,
+            "--listen",
+            "127.0.0.1:7002",
+        ],
+        &e,
+    )
+    .unwrap();
+    assert_eq!(c.listen.port(), 7002, "flag beats env and file");
+    assert_eq!(c.interval, Duration::from_secs(1800), "env beats file");
+    assert_eq!(c.expire_days, 9, "env beats file");
+    assert_eq!(c.circuits_per_minute, 3, "file beats default");
+    assert_eq!(c.database, "sqlite:///var/lib/certwatch/file.sqlite3");
+    assert_eq!(c.via, Via::Direct);
+    assert!(c.is_trusted_proxy("10.1.2.3".parse().unwrap()));
+    assert!(!c.is_trusted_proxy("192.168.1.1".parse().unwrap()));
+    assert_eq!(c.jitter, Duration::from_secs(90), "default");
+
+    // The file can also come from CERTWATCH_CONFIG.
+    let e2 = env(&[("CERTWATCH_CONFIG", path)]);
+    let c2 = Config::load(["certwatch-server"], &e2).unwrap();
+    assert_eq!(c2.listen.port(), 7000);
+}
+
+#[test]
+fn flags_cover_every_documented_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, "00112233445566778899aabbccddeeff\n").unwrap();
+    let c = Config::load(
+        [
+            "certwatch-server",
+            "--listen",
+            "[::1]:8443",
+            "--database",
+            "postgres://cw@127.0.0.1:5433/certwatch",
+            "--via",
+            "socks5://127.0.0.1:9050",
+            "--resolver",
+            "127.0.0.1:5354",
+            "--resolver",
+            "::1",
+            "--interval",
+            "2h",
+            "--jitter",
+            "5m",
+            "--expire-days",
+            "90",
+            "--circuits-per-minute",
+            "12",
+            "--workers",
+            "8",
+            "--timeout",
+            "30s",
+            "--check-deadline",
+            "10m",
+            "--confirm",
+            "5",
+            "--allow-private-targets",
+            "--admin-token-file",
+            token_file.to_str().unwrap(),
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--trusted-proxy",
+            "fd00::/8",
+            "--public-url",
+            "https://certwatch.example/",
+            "--instance-id",
+            "node-a",
+            "--setup-lines-min-vantages",
+            "1",
+        ],
+        &HashMap::new(),
+    )
+    .unwrap();
+    assert_eq!(c.listen, "[::1]:8443".parse().unwrap());
+    assert_eq!(c.via, Via::Socks("127.0.0.1:9050".parse().unwrap()));
+    assert_eq!(
+        c.resolvers,
+        vec!["127.0.0.1:5354".to_owned(), "::1".to_owned()]
+    );
+    assert_eq!(c.interval, Duration::from_secs(7200));
+    assert_eq!(c.jitter, Duration::from_secs(300));
+    assert_eq!(
+        (c.expire_days, c.circuits_per_minute, c.workers, c.confirm),
+        (90, 12, 8, 5)
+    );
+    assert_eq!(c.timeout, Duration::from_secs(30));
+    assert_eq!(c.check_deadline, Duration::from_secs(600));
+    assert!(c.allow_private_targets);
+    assert_eq!(
+        c.admin_token_hash.as_deref(),
+        Some(certwatch_server::random::hash_token("00112233445566778899aabbccddeeff").as_str())
+    );
+    assert!(c.is_trusted_proxy("fd12::1".parse().unwrap()));
+    assert!(c.is_trusted_proxy("::ffff:127.0.0.1".parse().unwrap()));
+    assert_eq!(c.public_url, "https://certwatch.example");
+    assert_eq!(c.instance_id, "node-a");
+    assert_eq!(c.setup_lines_min_vantages, 1);
+    // Neither the token's hash nor the database password is in the Debug output.
+    let dbg = format!("{c:?}");
+    assert!(
+        !dbg.contains(c.admin_token_hash.as_deref().unwrap()),
+        "{dbg}"
+    );
+    let c = Config::load(
+        [
+            "certwatch-server",
+            "--database",
+            "postgres://cw:hunter2@db/certwatch",
+            "--via",
+            "direct",
+        ],
+        &HashMap::new(),
+    )
+    .unwrap();
+    assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn bad_values_name_their_source() {
+    let err = |args: &[&str], e: &[(&str, &str)]| {
+        let mut a = vec!["certwatch-server"];
+        a.extend_from_slice(args);
+        Config::load(a, &env(e)).unwrap_err().to_string()
+    };
+    assert!(err(&["--listen", "localhost"], &[]).contains("--listen"));
+    assert!(err(&[], &[("CERTWATCH_LISTEN", "nope")]).contains("CERTWATCH_LISTEN"));
+    assert!(err(&[], &[("CERTWATCH_EXPIRE_DAYS", "ten")]).contains("CERTWATCH_EXPIRE_DAYS"));
+    assert!(err(&["--interval", "5"], &[]).contains("at least 60"));
+    assert!(err(&["--interval", "fortnight"], &[]).contains("--interval"));
+    assert!(err(&["--via", "http://proxy:1"], &[]).contains("--via"));
+    assert!(err(&["--via", "direct", "--tor-config", "/x"], &[]).contains("tor"));
+    assert!(err(&["--circuits-per-minute", "0"], &[]).contains("out of range"));
+    assert!(err(&["--admin-token-hash", "abc"], &[]).contains("64 hex"));
+    assert!(err(&["--trusted-proxy", "10.0.0.0/33"], &[]).contains("prefix"));
+    assert!(err(&["--no-such-flag"], &[]).contains("--no-such-flag"));
+    let f = file("listen = \"127.0.0.1:1\"\nunknown_key = 1\n");
+    assert!(err(&["--config", f.path().to_str().unwrap()], &[]).contains("unknown_key"));
+    assert!(err(&["--config", "/nonexistent/certwatch.toml"], &[]).contains("cannot read"));
+    let short = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(short.path(), "short").unwrap();
+    assert!(err(&["--admin-token-file", short.path().to_str().unwrap()], &[]).contains("128 bits"));
+    assert!(matches!(
+        Config::load(["certwatch-server", "--help"], &HashMap::new()),
+        Err(e @ ConfigError::Help(_)) if e.is_help()
+    ));
+}
