@@ -8,7 +8,7 @@
 #
 # Addresses and ports (nobody else uses them):
 #   nsd        127.0.0.52:6353     authoritative for ., bench., match.test., multi.test.
-#   unbound    127.0.0.52:6354     validating, trust anchor $DIR/root.key, stub to nsd
+#   unbound    127.0.0.52:6354 (and :53) validating, trust anchor $DIR/root.key, stub to nsd
 #   fixture    127.0.0.50:5222/5223/5269/5270  cw-xmpp-fixture, d0000.bench .. d0999.bench,
 #              and *:7222 for wide.bench (128 addresses 127.0.1.1-128: in-flight probes)
 #   Prosody    127.0.0.1:5222..5270 (the shared interop environment's) for match.test and,
@@ -16,7 +16,7 @@
 #
 # Zones (ECDSAP256SHA256, one key per zone, NSEC):
 #   bench.        1,000 domains dNNNN.bench: one SRV _xmpp-client._tcp -> xmpp.dNNNN.bench,
-#                 A 127.0.0.50, TLSA 3 1 1 of the fixture's P-256 and RSA-2048 keys
+#                 _xmpp-server._tcp SRV "." (not offered), A 127.0.0.50, TLSA 3 1 1 of the fixture's P-256 and RSA-2048 keys
 #   match.test.   all four SRV -> xmpp.match.test, A 127.0.0.1 (Prosody), TLSA of its keys
 #   multi.test.   the same, A 127.0.0.51 (the delay proxy in front of Prosody)
 set -euo pipefail
@@ -77,12 +77,14 @@ up() {
         for i in $(seq 0 $((N - 1))); do
             d=$(printf 'd%04d.bench.' "$i")
             echo "_xmpp-client._tcp.$d 3600 IN SRV 0 0 5222 xmpp.$d"
+            echo "_xmpp-server._tcp.$d 3600 IN SRV 0 0 0 ."
             echo "xmpp.$d 3600 IN A 127.0.0.50"
             echo "_5222._tcp.xmpp.$d 3600 IN TLSA 3 1 1 $fx_ec"
             echo "_5222._tcp.xmpp.$d 3600 IN TLSA 3 1 1 $fx_rsa"
         done
         # wide.bench: one endpoint with 128 addresses, for RSS per in-flight probe
         echo "_xmpp-client._tcp.wide.bench. 3600 IN SRV 0 0 7222 xmpp.wide.bench."
+        echo "_xmpp-server._tcp.wide.bench. 3600 IN SRV 0 0 0 ."
         for i in $(seq 1 128); do echo "xmpp.wide.bench. 3600 IN A 127.0.1.$i"; done
         echo "_7222._tcp.xmpp.wide.bench. 3600 IN TLSA 3 1 1 $fx_ec"
         echo "_7222._tcp.xmpp.wide.bench. 3600 IN TLSA 3 1 1 $fx_rsa"
@@ -139,6 +141,9 @@ NSD
     cat > "$DIR/unbound.conf" <<UNB
 server:
   interface: $NS_ADDR@6354
+  # the same resolver on port 53, for peers that read resolv.conf (danetool, in a mount
+  # namespace whose /etc/resolv.conf says nameserver $NS_ADDR)
+  interface: $NS_ADDR@53
   do-ip6: no
   username: ""
   chroot: ""
