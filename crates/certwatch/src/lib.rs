@@ -17,6 +17,12 @@
 //!    setup advice (zone lines for endpoints without TLSA records, "enable DNSSEC" naming the
 //!    insecure RRset).
 //!
+//! With [`CheckOptions::confirm`] set, every mismatching target is re-probed from several
+//! vantage points (distinct Tor exits, then direct) and classified with core's rules before
+//! it is reported. [`Checker::survey`] records which key each vantage point saw on each
+//! target (the basis of zone lines taken from a live probe), and
+//! [`Checker::check_with_probes`] returns the probes behind a report (for evidence bundles).
+//!
 //! A verdict is data, not an error: a mismatch is `Ok(report)` with
 //! `report.verdict == Verdict::Mismatch`. [`CheckError`] is for an invalid domain, an
 //! unreachable resolver or unusable options. The [`Report`] serialises to the versioned JSON
