@@ -555,34 +555,18 @@ fn check_contents(
 }
 
 /// Gathers the evidence of a report: collects the DNSSEC chain of every TLSA owner the
-/// report names (through the options' resolver), and probes every target and key type that
-/// presented a key again over the options' transport, recording the chain, vantage and time.
+/// report names (through the options' resolver), and probes every target and key type with
+/// TLSA records that presented a key again over the options' transport, recording the
+/// chain, vantage and time.
 ///
 /// The probes are new ones, made now: they show what the server presents at the time of
-/// the bundle. A caller that kept the [`Probe`]s of its own check (or confirmation) can
-/// build the bundle from them with [`ProbeEvidence::from_probe`] instead. Failures become
-/// [`EvidenceBundle::gaps`]; the bundle is unsigned.
+/// the bundle. To bundle the very probes of the check (and its confirmation), use
+/// `Checker::check_with_probes` and [`gather_with_probes`]. Failures, and probes that no
+/// chain in the bundle can judge, become [`EvidenceBundle::gaps`]; the bundle is unsigned.
 pub async fn gather(options: &CheckOptions, report: &Report) -> EvidenceBundle {
+    let mut bundle = EvidenceBundle::for_report(report, options.clock.now_unix());
+    collect_chains(options, report, &mut bundle).await;
     let clock = options.clock.clone();
-    let mut bundle = EvidenceBundle::for_report(report, clock.now_unix());
-    let mut owners: Vec<(String, u16, String)> = Vec::new();
-    for e in report.endpoints.iter().filter(|e| !e.tlsa.is_empty()) {
-        let owner = tlsa_owner(&e.target, e.port);
-        if !owners.iter().any(|(_, _, o)| o == &owner) {
-            owners.push((e.target.clone(), e.port, owner));
-        }
-    }
-    match ChainCollector::new(options.resolver_config()) {
-        Ok(collector) => {
-            for (_, _, owner) in &owners {
-                match collector.collect(owner, RrType::Tlsa).await {
-                    Ok(chain) => bundle.dnssec.push(chain),
-                    Err(e) => bundle.gaps.push(format!("DNSSEC chain of {owner}: {e}")),
-                }
-            }
-        }
-        Err(e) => bundle.gaps.push(format!("DNSSEC chains: {e}")),
-    }
     let prober = Prober::new(options.transport.clone(), options.probe_options());
     let isolation = CheckIsolation::new();
     let jobs: Vec<(usize, ProbeTarget, KeyRequest)> = report
@@ -593,6 +577,10 @@ pub async fn gather(options: &CheckOptions, report: &Report) -> EvidenceBundle {
             let (Some(address), Some(kt), None) = (e.address, e.key_type, &e.error) else {
                 return None;
             };
+            if e.tlsa.is_empty() {
+                // Nothing to judge the key against.
+                return None;
+            }
             let kr = match kt {
                 certwatch_core::KeyType::Rsa => KeyRequest::Rsa,
                 _ => KeyRequest::Ec,
@@ -628,7 +616,78 @@ pub async fn gather(options: &CheckOptions, report: &Report) -> EvidenceBundle {
             Err(gap) => bundle.gaps.push(gap),
         }
     }
+    drop_unjudgeable(&mut bundle);
     bundle
+}
+
+/// Builds the evidence of a report from the probes the check itself made (see
+/// `Checker::check_with_probes`): collects the DNSSEC chain of every TLSA owner the report
+/// names, and takes every probe as it is, so the bundle shows what the alert saw. A
+/// [`Probe`] carries no timestamp: `probed_at` is the report's `checked_at` (the start of
+/// the check; confirmation rounds follow within the check).
+pub async fn gather_with_probes(
+    options: &CheckOptions,
+    report: &Report,
+    probes: &[Probe],
+) -> EvidenceBundle {
+    let mut bundle = EvidenceBundle::for_report(report, options.clock.now_unix());
+    collect_chains(options, report, &mut bundle).await;
+    let at = time::OffsetDateTime::parse(
+        &report.checked_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()
+    .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
+    .unwrap_or_else(|| options.clock.now_unix());
+    for p in probes {
+        match ProbeEvidence::from_probe(p, at) {
+            Ok(pe) => bundle.probes.push(pe),
+            Err(e) => bundle.gaps.push(e.to_string()),
+        }
+    }
+    drop_unjudgeable(&mut bundle);
+    bundle
+}
+
+/// Keeps only the probes that a chain in the bundle can judge; the others become gaps.
+fn drop_unjudgeable(bundle: &mut EvidenceBundle) {
+    let owners: Vec<String> = bundle
+        .dnssec
+        .iter()
+        .map(|c| normal_owner(&c.owner))
+        .collect();
+    let (keep, drop): (Vec<ProbeEvidence>, Vec<ProbeEvidence>) = std::mem::take(&mut bundle.probes)
+        .into_iter()
+        .partition(|p| owners.contains(&normal_owner(&p.tlsa_owner)));
+    bundle.probes = keep;
+    for p in drop {
+        bundle.gaps.push(format!(
+            "probe of {} port {} at {} not included: no DNSSEC chain for {}",
+            p.target, p.port, p.address, p.tlsa_owner
+        ));
+    }
+}
+
+/// Collects the DNSSEC chain of every TLSA owner the report names into `bundle`.
+async fn collect_chains(options: &CheckOptions, report: &Report, bundle: &mut EvidenceBundle) {
+    let mut owners: Vec<String> = Vec::new();
+    for e in report.endpoints.iter().filter(|e| !e.tlsa.is_empty()) {
+        let owner = tlsa_owner(&e.target, e.port);
+        if !owners.contains(&owner) {
+            owners.push(owner);
+        }
+    }
+    match ChainCollector::new(options.resolver_config()) {
+        Ok(collector) => {
+            for owner in &owners {
+                match collector.collect(owner, RrType::Tlsa).await {
+                    Ok(chain) => bundle.dnssec.push(chain),
+                    Err(e) => bundle.gaps.push(format!("DNSSEC chain of {owner}: {e}")),
+                }
+            }
+        }
+        Err(e) => bundle.gaps.push(format!("DNSSEC chains: {e}")),
+    }
 }
 
 /// The lowercase hex SHA-256 of a raw Ed25519 public key: the `key_id` of its signatures.

@@ -154,3 +154,36 @@ async fn probes_through_tor_record_their_vantage() {
         assert!(p.in_tlsa);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probes_of_the_check_itself_make_the_evidence() {
+    let env = Interop::require();
+    let options = options(&env);
+    let checker = certwatch::Checker::new(options.clone()).unwrap();
+    let (report, probes) = checker.check_with_probes("mismatch.test").await.unwrap();
+    assert_eq!(report.verdict, Verdict::Mismatch);
+    assert!(!probes.is_empty());
+    let bundle = certwatch::evidence::gather_with_probes(&options, &report, &probes).await;
+    assert!(bundle.gaps.is_empty(), "{:?}", bundle.gaps);
+    assert_eq!(bundle.probes.len(), probes.len());
+    let k = key();
+    let bytes = bundle.sign(&k).unwrap();
+    let v = verify(&bytes, k.public_key().as_ref(), &anchor(&env), now()).unwrap();
+    assert!(v.probes.iter().all(|p| !p.in_tlsa));
+    for (p, seen) in v.probes.iter().zip(&probes) {
+        assert_eq!(p.probe.probed_at, report.checked_at);
+        assert_eq!(
+            Some(p.probe.spki_sha256.clone()),
+            seen.leaf_spki_sha256_hex()
+        );
+        // The key the check reported for this target is the one in the bundle.
+        assert!(
+            report
+                .endpoints
+                .iter()
+                .any(|e| e.address == Some(p.probe.address)
+                    && e.port == p.probe.port
+                    && e.presented_spki_sha256.as_deref() == Some(p.probe.spki_sha256.as_str()))
+        );
+    }
+}
