@@ -294,15 +294,19 @@ fn setup_section(r: &Report, p: &ResultPage<'_>) -> Markup {
 }
 
 fn warnings(r: &Report) -> Markup {
+    // The live-probe warning is said in the setup section, in the page's own words.
+    let shown: Vec<_> = r
+        .warnings
+        .iter()
+        .filter(|w| w.code != WarningCode::PinsFromLiveProbe)
+        .collect();
     html! {
-        @if !r.warnings.is_empty() {
+        @if !shown.is_empty() {
             section aria-labelledby="warnings" {
                 h2 id="warnings" { "Warnings" }
                 ul {
-                    @for w in &r.warnings {
-                        @if w.code != WarningCode::PinsFromLiveProbe {
-                            li { code { (w.code.as_str()) } ": " (w.message) }
-                        }
+                    @for w in shown {
+                        li { code { (w.code.as_str()) } ": " (w.message) }
                     }
                 }
             }
@@ -316,7 +320,7 @@ fn endpoints(r: &Report) -> Markup {
             h2 id="endpoints" { "Endpoints" }
             p class="hint" { "One row per probe target (service, host, port, address) and key type. Last checked " (r.checked_at) "." }
             div class="table-wrap" {
-                table {
+                table class="cards" {
                     thead { tr {
                         th scope="col" { "Service" } th scope="col" { "Target" } th scope="col" { "Address" }
                         th scope="col" { "DNSSEC" } th scope="col" { "Status" } th scope="col" { "Presented key (SHA-256 of SPKI)" }
@@ -325,24 +329,24 @@ fn endpoints(r: &Report) -> Markup {
                     tbody {
                         @for e in &r.endpoints {
                             tr {
-                                td { (e.service.as_str()) }
-                                td { code { (e.target) ":" (e.port) } }
-                                td { @if let Some(a) = e.address { code { (a) } } @else { "none" } }
-                                td { (e.dnssec.to_string()) @if let Some(why) = &e.dnssec_reason { " (" (why) ")" } }
-                                td {
+                                td data-label="Service" { (e.service.as_str()) }
+                                td data-label="Target" { code { (e.target) ":" (e.port) } }
+                                td data-label="Address" { @if let Some(a) = e.address { code { (a) } } @else { "none" } }
+                                td data-label="DNSSEC" { (e.dnssec.to_string()) @if let Some(why) = &e.dnssec_reason { " (" (why) ")" } }
+                                td data-label="Status" {
                                     (verdict_badge(e.verdict))
                                     @if let Some(reason) = e.reason { " " (reason.as_str()) }
                                     @if let Some(err) = &e.error { br; span class="hint" { (err.class) ": " (err.message) } }
                                 }
-                                td {
+                                td data-label="Presented key" {
                                     @if let Some(k) = &e.presented_spki_sha256 {
                                         @if let Some(t) = e.key_type { (t.to_string()) " " }
                                         code { (k) }
                                     } @else { "none" }
                                 }
-                                td { @for t in &e.tlsa { code { (t.to_string()) } br; } @if e.tlsa.is_empty() { "none" } }
-                                td { @if let Some(v) = &e.vantage { (v.to_string()) } @else { "not probed" } }
-                                td { (r.checked_at) }
+                                td data-label="TLSA" { @for t in &e.tlsa { code { (t.to_string()) } br; } @if e.tlsa.is_empty() { "none" } }
+                                td data-label="Vantage" { @if let Some(v) = &e.vantage { (v.to_string()) } @else { "not probed" } }
+                                td data-label="Last check" { (r.checked_at) }
                             }
                         }
                     }
