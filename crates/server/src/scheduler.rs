@@ -3,7 +3,7 @@
 //! in one transaction.
 //!
 //! - **What runs.** [`Store::claim_due`] hands out queued tickets first, then watched
-//!   domains whose next check is due. The claim is a lease of `check_deadline + 60 s`: a
+//!   domains whose next check is due. The claim is a lease of the check deadline plus a margin: a
 //!   process killed mid-check leaves a lease that expires, and the check is claimed again.
 //! - **Spacing.** After a check that started at its due time `t`, the next is due at
 //!   `t + interval ± jitter`. Slots that fell due while the check was still running are
@@ -84,9 +84,12 @@ impl SchedulerConfig {
         }
     }
 
-    /// The claim lease, in seconds: the check deadline plus a minute.
+    /// The claim lease, in seconds: the check deadline plus a margin for recording the
+    /// outcome (a tenth of the deadline, at least 10 s). A check that outlives it is cut
+    /// by the deadline first, so a live claim never expires; a dead one is retried soon.
     pub fn lease_secs(&self) -> i64 {
-        i64::try_from(self.check_deadline.as_secs()).unwrap_or(i64::MAX / 2) + 60
+        let deadline = i64::try_from(self.check_deadline.as_secs()).unwrap_or(i64::MAX / 4);
+        deadline + (deadline / 10).max(10)
     }
 }
 

@@ -115,7 +115,7 @@ pub async fn run_with(
         config.via
     );
     let mut http_stop = stop_rx.clone();
-    let app = router(state);
+    let app = crate::web::router(state);
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -131,34 +131,4 @@ pub async fn run_with(
     signal.abort();
     let _ = sched.await;
     result
-}
-
-/// The HTTP routes. Until the web layer's `web::router` exists this serves `/healthz` and
-/// `/metrics` only.
-fn router(state: AppState) -> axum::Router {
-    use axum::routing::get;
-    axum::Router::new()
-        .route(
-            "/metrics",
-            get(
-                |axum::extract::State(s): axum::extract::State<AppState>| async move {
-                    s.metrics.render_prometheus()
-                },
-            ),
-        )
-        .route(
-            "/healthz",
-            get(
-                |axum::extract::State(s): axum::extract::State<AppState>| async move {
-                    let h = s.metrics.health();
-                    let code = if h.ok() {
-                        axum::http::StatusCode::OK
-                    } else {
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE
-                    };
-                    (code, format!("{h:?}\n"))
-                },
-            ),
-        )
-        .with_state(state)
 }
