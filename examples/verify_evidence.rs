@@ -110,7 +110,7 @@ fn main() -> ExitCode {
         b.checked_at,
         b.created_at
     );
-    for (owner, rrset) in &verified.tlsa {
+    for (owner, rrset) in verified.tlsa.iter().chain(&verified.others) {
         println!(
             "DNSSEC OK: {owner} (via {}), zones {}, valid until {}{}",
             rrset.final_owner,
@@ -148,6 +148,25 @@ fn main() -> ExitCode {
             } else {
                 "NOT in the validated TLSA set"
             }
+        );
+        println!(
+            "    SRV of {} names this target and port: {}; address in the target's validated {}: {}",
+            b.domain,
+            if p.srv_proven {
+                "proven"
+            } else {
+                "not proven by this bundle"
+            },
+            if p.probe.address.is_ipv4() {
+                "A"
+            } else {
+                "AAAA"
+            },
+            if p.address_proven {
+                "proven"
+            } else {
+                "not proven by this bundle"
+            },
         );
     }
     for g in &b.gaps {

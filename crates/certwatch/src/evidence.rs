@@ -74,6 +74,8 @@ pub const SIGNING_CONTEXT: &[u8] = b"certwatch-evidence-v1\n";
 pub const MAX_BUNDLE_BYTES: usize = 4 * 1024 * 1024;
 /// At most this many certificates per presented chain.
 pub const MAX_CHAIN_CERTS: usize = 16;
+/// The record types whose chains a bundle may carry.
+const CHAIN_TYPES: [&str; 4] = ["TLSA", "SRV", "A", "AAAA"];
 
 /// One evidence document (schema version [`EVIDENCE_SCHEMA_VERSION`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -375,6 +377,12 @@ pub struct VerifiedProbe {
     pub in_tlsa: bool,
     /// The record that matched.
     pub matched_record: Option<Tlsa>,
+    /// True when a validated SRV RRset of the domain's service (in the bundle) names this
+    /// target and port: the DNSSEC proof that the target serves the domain. False when the
+    /// bundle carries no such chain (for example the RFC 6120 fallback without SRV).
+    pub srv_proven: bool,
+    /// True when a validated A or AAAA RRset of the target (in the bundle) holds the address.
+    pub address_proven: bool,
 }
 
 /// A bundle whose signature, DNSSEC chains and certificate hashes verified.
@@ -385,6 +393,8 @@ pub struct VerifiedBundle {
     pub bundle: EvidenceBundle,
     /// The validated TLSA RRsets, by owner.
     pub tlsa: BTreeMap<String, ValidatedRrset>,
+    /// The validated SRV, A and AAAA RRsets, by `<owner> <type>`.
+    pub others: BTreeMap<String, ValidatedRrset>,
     /// Per probe: whether the presented key is in the validated TLSA set.
     pub probes: Vec<VerifiedProbe>,
 }
@@ -487,11 +497,13 @@ fn check_contents(
     now: u64,
 ) -> Result<VerifiedBundle, EvidenceError> {
     let mut tlsa = BTreeMap::new();
+    let mut others = BTreeMap::new();
     for chain in &bundle.dnssec {
         let owner = normal_owner(&chain.owner);
-        if !chain.rtype.eq_ignore_ascii_case("TLSA") {
+        let rtype = chain.rtype.to_ascii_uppercase();
+        if !CHAIN_TYPES.contains(&rtype.as_str()) {
             return Err(EvidenceError::Format(format!(
-                "the chain of {owner} is for {}, not TLSA",
+                "the chain of {owner} is for {}, not TLSA, SRV, A or AAAA",
                 chain.rtype
             )));
         }
@@ -499,7 +511,11 @@ fn check_contents(
             owner: owner.clone(),
             source: Box::new(source),
         })?;
-        tlsa.insert(owner, v);
+        if rtype == "TLSA" {
+            tlsa.insert(owner, v);
+        } else {
+            others.insert(format!("{owner} {rtype}"), v);
+        }
     }
     let policy_now = UnixTime::since_unix_epoch(Duration::from_secs(now));
     let mut probes = Vec::new();
@@ -541,15 +557,38 @@ fn check_contents(
             })?;
         let policy = certwatch_core::MatchPolicy::new(&bundle.domain, &p.target, policy_now);
         let outcome = match_chain(&rrset.tlsa, &ders, &policy);
+        let srv_owner = normal_owner(&p.service.srv_owner(&bundle.domain));
+        let srv_proven = others
+            .get(&format!("{srv_owner} SRV"))
+            .is_some_and(|rrset| {
+                rrset.records.iter().any(|r| {
+                    let f: Vec<&str> = r.rdata.split_whitespace().collect();
+                    f.len() == 4
+                        && f[2].parse::<u16>().ok() == Some(p.port)
+                        && normal_owner(f[3]) == normal_owner(&p.target)
+                })
+            });
+        let family = if p.address.is_ipv4() { "A" } else { "AAAA" };
+        let address_proven = others
+            .get(&format!("{} {family}", normal_owner(&p.target)))
+            .is_some_and(|rrset| {
+                rrset
+                    .records
+                    .iter()
+                    .any(|r| r.rdata.trim().parse::<IpAddr>().ok() == Some(p.address))
+            });
         probes.push(VerifiedProbe {
             probe: p.clone(),
             in_tlsa: outcome.is_match(),
             matched_record: outcome.matched_record().cloned(),
+            srv_proven,
+            address_proven,
         });
     }
     Ok(VerifiedBundle {
         bundle,
         tlsa,
+        others,
         probes,
     })
 }
@@ -670,17 +709,37 @@ fn drop_unjudgeable(bundle: &mut EvidenceBundle) {
 
 /// Collects the DNSSEC chain of every TLSA owner the report names into `bundle`.
 async fn collect_chains(options: &CheckOptions, report: &Report, bundle: &mut EvidenceBundle) {
-    let mut owners: Vec<String> = Vec::new();
-    for e in report.endpoints.iter().filter(|e| !e.tlsa.is_empty()) {
-        let owner = tlsa_owner(&e.target, e.port);
-        if !owners.contains(&owner) {
-            owners.push(owner);
+    // TLSA first, then the SRV RRsets and the address RRsets that bind the targets.
+    let mut wanted: Vec<(String, RrType)> = Vec::new();
+    let mut want = |owner: String, rtype: RrType| {
+        if !wanted.iter().any(|(o, t)| o == &owner && *t == rtype) {
+            wanted.push((owner, rtype));
+        }
+    };
+    let dane = || report.endpoints.iter().filter(|e| !e.tlsa.is_empty());
+    for e in dane() {
+        want(tlsa_owner(&e.target, e.port), RrType::Tlsa);
+    }
+    for e in dane() {
+        // Without SRV (the RFC 6120 fallback) there is no SRV RRset: the gap says so.
+        if normal_owner(&e.target) != normal_owner(&report.domain) {
+            want(
+                normal_owner(&e.service.srv_owner(&report.domain)),
+                RrType::Srv,
+            );
+        }
+    }
+    for e in dane() {
+        match e.address {
+            Some(IpAddr::V4(_)) => want(normal_owner(&e.target), RrType::A),
+            Some(IpAddr::V6(_)) => want(normal_owner(&e.target), RrType::Aaaa),
+            None => {}
         }
     }
     match ChainCollector::new(options.resolver_config()) {
         Ok(collector) => {
-            for owner in &owners {
-                match collector.collect(owner, RrType::Tlsa).await {
+            for (owner, rtype) in &wanted {
+                match collector.collect(owner, *rtype).await {
                     Ok(chain) => bundle.dnssec.push(chain),
                     Err(e) => bundle.gaps.push(format!("DNSSEC chain of {owner}: {e}")),
                 }
@@ -934,13 +993,12 @@ mod tests {
         assert_eq!(b.verdict, Verdict::Mismatch);
         assert_eq!(b.created_at, "2027-01-15T08:00:00Z");
         assert!(b.probes.is_empty() && b.dnssec.is_empty());
-        assert_eq!(b.gaps.len(), 2, "{:?}", b.gaps);
-        assert!(
-            b.gaps[0].contains(&format!("_{port}._tcp.xmpp.example.test.")),
-            "{:?}",
-            b.gaps
-        );
-        assert!(b.gaps[1].contains("xmpp.example.test"), "{:?}", b.gaps);
+        // The TLSA, SRV and A chains, and the probe.
+        assert_eq!(b.gaps.len(), 4, "{:?}", b.gaps);
+        assert!(b.gaps[0].contains(&format!("_{port}._tcp.xmpp.example.test. TLSA")));
+        assert!(b.gaps[1].contains("_xmpp-client._tcp.example.test. SRV"));
+        assert!(b.gaps[2].contains("xmpp.example.test. A"));
+        assert!(b.gaps[3].starts_with("probe of xmpp.example.test"));
     }
 
     #[test]

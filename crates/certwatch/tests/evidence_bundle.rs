@@ -89,6 +89,9 @@ fn a_recorded_match_bundle_verifies_and_pins_every_key() {
             .all(|p| p.in_tlsa && p.matched_record.is_some())
     );
     assert!(!v.any_key_outside_tlsa());
+    // These vectors predate the SRV and address chains: those steps are not proven.
+    assert!(v.probes.iter().all(|p| !p.srv_proven && !p.address_proven));
+    assert!(v.others.is_empty());
     assert_eq!(
         v.tlsa.keys().cloned().collect::<Vec<_>>(),
         ["_5222._tcp.xmpp.match.test.", "_5270._tcp.xmpp.match.test."]
@@ -306,13 +309,13 @@ fn false_probe_claims_are_caught() {
     let mut lie = b.clone();
     lie.dnssec[0] = DnssecChain::new(
         lie.dnssec[0].owner.clone(),
-        "A",
+        "MX",
         lie.dnssec[0].records.clone(),
     );
     let bytes = lie.sign(&k).unwrap();
     assert!(matches!(
         verify(&bytes, k.public_key().as_ref(), &anchor(), now),
-        Err(EvidenceError::Format(m)) if m.contains("not TLSA")
+        Err(EvidenceError::Format(m)) if m.contains("MX, not TLSA")
     ));
 
     // A certificate that is not PEM.

@@ -53,7 +53,10 @@ async fn a_match_bundle_verifies_offline_and_every_key_is_pinned() {
     assert_eq!(report.verdict, Verdict::Match);
     let bundle = gather(&options, &report).await;
     assert!(bundle.gaps.is_empty(), "{:?}", bundle.gaps);
-    assert_eq!(bundle.dnssec.len(), 2, "_5222 and _5270 owners");
+    let types = |t: &str| bundle.dnssec.iter().filter(|c| c.rtype == t).count();
+    assert_eq!(types("TLSA"), 2, "_5222 and _5270 owners");
+    assert_eq!(types("SRV"), 2, "_xmpp-client and _xmpps-server");
+    assert_eq!(types("A"), 1, "xmpp.match.test");
     // Two services, EC and RSA keys, on 127.0.0.1 (and ::1 when the host has AAAA).
     assert!(bundle.probes.len() >= 4, "{:?}", bundle.probes.len());
     record("match", &bundle);
@@ -64,12 +67,28 @@ async fn a_match_bundle_verifies_offline_and_every_key_is_pinned() {
     assert!(!v.any_key_outside_tlsa());
     let ec = env.str("pki.keys.host-ec.spki_sha256").unwrap();
     let rsa = env.str("pki.keys.host-rsa.spki_sha256").unwrap();
+    assert_eq!(v.others.len(), 3, "{:?}", v.others.keys());
     for p in &v.probes {
         assert!(p.in_tlsa);
+        // The domain's SRV RRset names the target, whose A RRset holds the address.
+        assert!(p.srv_proven && p.address_proven, "{p:?}");
         assert!(p.probe.spki_sha256 == ec || p.probe.spki_sha256 == rsa);
         assert_eq!(p.probe.vantage.to_string(), "direct");
         assert!(p.probe.chain_pem.starts_with("-----BEGIN CERTIFICATE-----"));
     }
+    // A service that signed the same observations for another domain would not have the
+    // SRV proof: the targets are not shown to serve it.
+    let mut relabelled =
+        certwatch::evidence::verify_signature(&bytes, k.public_key().as_ref()).unwrap();
+    relabelled.domain = "cross.test".into();
+    relabelled.signature = None;
+    let relabelled = relabelled.sign(&k).unwrap();
+    let w = verify(&relabelled, k.public_key().as_ref(), &anchor(&env), now()).unwrap();
+    assert!(
+        w.probes
+            .iter()
+            .all(|p| p.in_tlsa && !p.srv_proven && p.address_proven)
+    );
     // The same bytes are no evidence for another domain.
     assert!(matches!(
         v.expect_domain("mismatch.test"),
