@@ -7,7 +7,8 @@
 //! * per probe target: the chain the server presented (PEM) and proved, the SHA-256 of the
 //!   leaf's SubjectPublicKeyInfo, and where and when it was seen (vantage point, Tor exit);
 //! * per TLSA owner: the TLSA RRset with its DNSSEC chain (certwatch-dns
-//!   [`DnssecChain`]: DS, DNSKEY and RRSIG records from the root down, RFC 9102 style);
+//!   [`DnssecChain`]: DS, DNSKEY and RRSIG records from the root down, RFC 9102 style), and
+//!   likewise the SRV RRsets that name the targets and the A/AAAA RRsets of the addresses;
 //! * the service's Ed25519 signature.
 //!
 //! # What is signed
@@ -42,7 +43,8 @@
 //!
 //! [`verify`] checks the signature, every DNSSEC chain against a trust anchor at an injected
 //! time, every certificate chain against its SPKI hash, and says for each probe whether the
-//! presented key is in the validated TLSA RRset.
+//! presented key is in the validated TLSA RRset (and whether DNSSEC proves that the target
+//! serves the domain and has the address).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
