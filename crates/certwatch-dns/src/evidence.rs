@@ -46,9 +46,11 @@
 //! the per-query timeout of the [`ResolverConfig`] and one overall deadline
 //! ([`ResolverConfig::lookup_deadline`]).
 //!
-//! Not covered: proofs of denial (a missing RRset is an error at collection, not a bundled
-//! NSEC/NSEC3 proof), and for a wildcard expansion the NSEC/NSEC3 proof that no closer name
-//! exists is not checked; [`ValidatedRrset::wildcard`] says when an answer was expanded.
+//! A wildcard expansion (an RRSIG with fewer labels than its owner) is accepted only with a
+//! signed NSEC or NSEC3 record of the signing zone that covers the next closer name (RFC 4035
+//! §5.3.4, RFC 5155 §8.8; NSEC3 with at most 500 iterations); the collector takes these from
+//! the authority section. Not covered: proofs of denial (a missing RRset is an error at
+//! collection, not a bundled NSEC/NSEC3 proof).
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -243,6 +245,17 @@ pub enum ChainError {
         /// The owner asked for.
         owner: String,
     },
+    /// A wildcard expansion without a signed NSEC/NSEC3 record proving that no closer name
+    /// exists (RFC 4035 §5.3.4, RFC 5155 §8.8).
+    #[error(
+        "{owner} is a wildcard expansion, but no signed NSEC or NSEC3 record proves that {next_closer} does not exist"
+    )]
+    WildcardUnproven {
+        /// The expanded owner.
+        owner: String,
+        /// The next closer name that must be denied.
+        next_closer: String,
+    },
     /// More zone cuts than [`MAX_CHAIN_DEPTH`], or the walk reached the root without meeting
     /// the anchor.
     #[error("{zone} cannot be linked to the trust anchor at {anchor}")]
@@ -398,7 +411,7 @@ pub struct ValidatedRrset {
     /// The zones whose DNSKEY RRsets were validated, top-down.
     pub zones: Vec<String>,
     /// True when the RRset (or a CNAME) is a wildcard expansion (RRSIG labels below the
-    /// owner's); the proof that no closer name exists is not checked.
+    /// owner's); its proof that no closer name exists was checked.
     pub wildcard: bool,
     /// The earliest expiration (Unix seconds) among the RRSIGs the verification used: the
     /// evidence proves the RRset only until then.
@@ -724,6 +737,9 @@ impl Validator {
                 }
             };
             match self.check_sig(owner, &records, sig, &keys) {
+                Ok(()) if sig.input().num_labels < owner.num_labels() => {
+                    return self.prove_no_closer(owner, sig.input().num_labels, &signer);
+                }
                 Ok(()) => return Ok(()),
                 Err(f) => note(&mut best, f),
             }
@@ -799,6 +815,43 @@ impl Validator {
         }
         self.valid_until = self.valid_until.min(exp);
         Ok(())
+    }
+
+    /// For a wildcard expansion at `owner` signed with `labels` labels by `zone`: a signed
+    /// NSEC or NSEC3 record of the zone must cover the next closer name (RFC 4035 §5.3.4,
+    /// RFC 5155 §8.8).
+    fn prove_no_closer(&mut self, owner: &Name, labels: u8, zone: &Name) -> Result<(), ChainError> {
+        let mut next_closer = owner.trim_to(usize::from(labels) + 1).to_lowercase();
+        next_closer.set_fqdn(true);
+        let zone = zone.to_lowercase();
+        let mut candidates: Vec<(Name, RecordType)> = Vec::new();
+        for ((o, t), records) in &self.rrsets {
+            for r in records {
+                let covers = match &r.data {
+                    RData::DNSSEC(DNSSECRData::NSEC(n)) if zone.zone_of(o) => {
+                        let mut next = n.next_domain_name().to_lowercase();
+                        next.set_fqdn(true);
+                        o < &next_closer && (next_closer < next || next <= *o)
+                    }
+                    RData::DNSSEC(DNSSECRData::NSEC3(n)) if o.base_name() == zone => {
+                        nsec3_covers(o, n, &next_closer)
+                    }
+                    _ => false,
+                };
+                if covers {
+                    candidates.push((o.clone(), *t));
+                }
+            }
+        }
+        for (o, t) in candidates {
+            if self.verify_rrset(&o, t).is_ok() {
+                return Ok(());
+            }
+        }
+        Err(ChainError::WildcardUnproven {
+            owner: owner.to_string(),
+            next_closer: next_closer.to_string(),
+        })
     }
 
     /// The validated DNSKEYs of `zone` (memoised): anchored, or linked to the parent by DS.
@@ -938,6 +991,56 @@ impl Validator {
     }
 }
 
+/// NSEC3 iterations above this are not computed (RFC 9276; hickory's bogus limit).
+const MAX_NSEC3_ITERATIONS: u16 = 500;
+
+/// True when the NSEC3 record at `owner` covers the hash of `name` (strictly between its
+/// owner hash and its next hash, wrapping at the end of the zone's hash chain).
+fn nsec3_covers(owner: &Name, n: &hickory_proto::dnssec::rdata::NSEC3, name: &Name) -> bool {
+    if n.iterations() > MAX_NSEC3_ITERATIONS {
+        return false;
+    }
+    let Some(first) = owner.iter().next() else {
+        return false;
+    };
+    let Some(own) = base32hex_decode(first) else {
+        return false;
+    };
+    let Ok(h) = n.hash_algorithm().hash(n.salt(), name, n.iterations()) else {
+        return false;
+    };
+    let (h, next) = (h.as_ref(), n.next_hashed_owner_name());
+    if own.as_slice() < next {
+        own.as_slice() < h && h < next
+    } else {
+        h > own.as_slice() || h < next
+    }
+}
+
+/// Base32 with the extended hex alphabet (RFC 4648 §7), no padding, any case.
+fn base32hex_decode(label: &[u8]) -> Option<Vec<u8>> {
+    if label.is_empty() || !label.len().is_multiple_of(8) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(label.len() * 5 / 8);
+    let mut acc: u64 = 0;
+    let mut bits = 0u32;
+    for &c in label {
+        let v = match c.to_ascii_lowercase() {
+            d @ b'0'..=b'9' => d - b'0',
+            l @ b'a'..=b'v' => l - b'a' + 10,
+            _ => return None,
+        };
+        acc = (acc << 5) | u64::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
+        }
+    }
+    Some(out)
+}
+
 fn note(best: &mut Option<SigFault>, f: SigFault) {
     if best.as_ref().is_none_or(|b| f.rank() > b.rank()) {
         *best = Some(f);
@@ -1075,6 +1178,14 @@ async fn ask(
     Ok(msg)
 }
 
+/// True when an RRSIG in the answer has fewer labels than its owner (a wildcard expansion).
+fn is_wildcard_answer(answers: &[Record]) -> bool {
+    answers.iter().any(|r| match &r.data {
+        RData::DNSSEC(DNSSECRData::RRSIG(s)) => s.input().num_labels < r.name.num_labels(),
+        _ => false,
+    })
+}
+
 async fn collect_inner(
     wire: &Wire,
     owner: &Name,
@@ -1095,6 +1206,16 @@ async fn collect_inner(
                 .any(|r| r.name == cur && r.record_type() == rtype)
             {
                 signers.extend(g.add(&msg.answers, &cur, rtype)?);
+                if is_wildcard_answer(&msg.answers) {
+                    // The proof that no closer name exists travels in the authority section.
+                    for r in msg
+                        .authorities
+                        .iter()
+                        .filter(|r| matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3))
+                    {
+                        signers.extend(g.add(&msg.authorities, &r.name, r.record_type())?);
+                    }
+                }
                 found = true;
                 break 'ask;
             }
@@ -1196,6 +1317,25 @@ mod tests {
         assert_eq!(ds[0].1.key_tag(), 54538);
         assert!(parse_ds_lines("x DS 1 2").is_err());
         assert!(parse_ds_lines("").is_err());
+    }
+
+    #[test]
+    fn base32hex_decodes_nsec3_owner_labels() {
+        // RFC 5155 appendix A: H(example) = 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom.
+        let h = base32hex_decode(b"0P9MHAVEQVM6T7VBL5LOP2U3T2RP3TOM").unwrap();
+        let algo = hickory_proto::dnssec::Nsec3HashAlgorithm::SHA1;
+        let want = algo
+            .hash(
+                &[0xaa, 0xbb, 0xcc, 0xdd],
+                &Name::from_ascii("example.").unwrap(),
+                12,
+            )
+            .unwrap();
+        assert_eq!(h, want.as_ref());
+        assert!(base32hex_decode(b"0p9mhave").is_some());
+        assert!(base32hex_decode(b"0p9mhav").is_none());
+        assert!(base32hex_decode(b"0p9mhavw").is_none());
+        assert!(base32hex_decode(b"").is_none());
     }
 
     #[test]
@@ -1382,8 +1522,37 @@ mod tests {
         let mut world = World::new();
         let expanded = tlsa("_443._tcp.x.", 7);
         world.add_signed(vec![expanded], ".", Some(2));
+        // Without a denial of the next closer name `_443._tcp.x.`, no.
+        assert_eq!(
+            verify_chain(&world.chain("_443._tcp.x."), &world.anchor(), NOW).unwrap_err(),
+            ChainError::WildcardUnproven {
+                owner: "_443._tcp.x.".into(),
+                next_closer: "_443._tcp.x.".into()
+            }
+        );
+        let nsec = |owner: &str, next: &str| {
+            Record::from_rdata(
+                n(owner),
+                300,
+                RData::DNSSEC(DNSSECRData::NSEC(hickory_proto::dnssec::rdata::NSEC::new(
+                    n(next),
+                    [RecordType::TLSA, RecordType::NSEC, RecordType::RRSIG],
+                ))),
+            )
+        };
+        // An NSEC that does not cover it does not help, nor does an unsigned one that does.
+        world.add_signed(vec![nsec("b._tcp.x.", "c._tcp.x.")], ".", None);
+        world.records.push(nsec("*._tcp.x.", "z._tcp.x."));
+        assert!(matches!(
+            verify_chain(&world.chain("_443._tcp.x."), &world.anchor(), NOW),
+            Err(ChainError::WildcardUnproven { .. })
+        ));
+        // A signed NSEC from `*._tcp.x.` to `z._tcp.x.` covers it.
+        world.records.pop();
+        world.add_signed(vec![nsec("*._tcp.x.", "z._tcp.x.")], ".", None);
         let v = verify_chain(&world.chain("_443._tcp.x."), &world.anchor(), NOW).unwrap();
         assert!(v.wildcard);
+        assert_eq!(v.tlsa[0].data, vec![7; 32]);
         // More labels than the owner has is a forgery.
         w.add_signed(vec![tlsa("_443._tcp.x.", 1)], ".", None);
         for r in &mut w.records {

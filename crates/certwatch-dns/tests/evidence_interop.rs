@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use certwatch_dns::{ChainCollector, ChainError, DnssecChain, RrType, SigFault, TrustAnchor};
 use certwatch_dns::{ResolverConfig, verify_chain};
 use certwatch_testkit::Interop;
+use hickory_proto::rr::{Record, RecordType};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -139,11 +140,36 @@ async fn cnames_wildcards_and_large_rrsets() {
     assert!(v.zones.contains(&"hosts.test.".to_owned()));
     assert_eq!(v.tlsa.len(), 2);
 
-    for scenario in ["wildcard", "wildcard3"] {
-        let c = chain(&e, "dns.nsd", &format!("_5222._tcp.xmpp.{scenario}.test")).await;
-        let v = verify_chain(&c, &e.anchor, now()).unwrap();
-        assert!(v.wildcard, "{scenario}");
-        assert_eq!(v.tlsa.len(), 2);
+    for (scenario, denial) in [
+        ("wildcard", RecordType::NSEC),
+        ("wildcard3", RecordType::NSEC3),
+    ] {
+        for server in ["dns.nsd", "dns.unbound"] {
+            let c = chain(&e, server, &format!("_5222._tcp.xmpp.{scenario}.test")).await;
+            let v = verify_chain(&c, &e.anchor, now())
+                .unwrap_or_else(|err| panic!("{scenario} {server}: {err}"));
+            assert!(v.wildcard, "{scenario}");
+            assert_eq!(v.tlsa.len(), 2);
+            // The proof that no closer name exists came along; without it, no.
+            let records = c.decode().unwrap();
+            assert!(
+                records.iter().any(|r| r.record_type() == denial),
+                "{scenario} {server}"
+            );
+            let stripped: Vec<Record> = records
+                .into_iter()
+                .filter(|r| r.record_type() != denial)
+                .collect();
+            let stripped = DnssecChain::from_records(c.owner.clone(), "TLSA", &stripped).unwrap();
+            assert!(
+                matches!(
+                    verify_chain(&stripped, &e.anchor, now()),
+                    Err(ChainError::WildcardUnproven { ref next_closer, .. })
+                        if next_closer == &format!("_5222._tcp.xmpp.{scenario}.test.")
+                ),
+                "{scenario} {server}"
+            );
+        }
     }
 
     // 42 records, about 3.5 kB: fetched over TCP after truncation.
