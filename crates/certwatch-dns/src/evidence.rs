@@ -46,6 +46,23 @@
 //! the per-query timeout of the [`ResolverConfig`] and one overall deadline
 //! ([`ResolverConfig::lookup_deadline`]).
 //!
+//! ```no_run
+//! use certwatch_dns::{ChainCollector, ResolverConfig, RrType, TrustAnchor, verify_chain};
+//!
+//! # async fn run(now_unix: u64) -> Result<(), Box<dyn std::error::Error>> {
+//! let collector = ChainCollector::new(ResolverConfig::from_servers(&["127.0.0.1:53"])?)?;
+//! let chain = collector.collect("_5222._tcp.xmpp.example.org", RrType::Tlsa).await?;
+//! // Plain data: store it, send it, verify it elsewhere and later.
+//! let json = serde_json::to_string(&chain)?;
+//! let chain: certwatch_dns::DnssecChain = serde_json::from_str(&json)?;
+//! let v = verify_chain(&chain, &TrustAnchor::IanaRoot, now_unix)?;
+//! for t in &v.tlsa {
+//!     println!("{} {} {} {}", t.usage.to_u8(), t.selector.to_u8(), t.matching.to_u8(), t.data_hex());
+//! }
+//! println!("proven until {} through zones {:?}", v.valid_until, v.zones);
+//! # Ok(()) }
+//! ```
+//!
 //! A wildcard expansion (an RRSIG with fewer labels than its owner) is accepted only with a
 //! signed NSEC or NSEC3 record of the signing zone that covers the next closer name (RFC 4035
 //! §5.3.4, RFC 5155 §8.8; NSEC3 with at most 500 iterations); the collector takes these from
