@@ -1044,6 +1044,26 @@ async fn atom_feed_is_well_formed() {
     assert_eq!(ids.len(), 4, "a feed id and one distinct id per entry");
     assert!(summaries.iter().any(|s| s.contains("a < b & c")));
     assert!(summaries.iter().any(|s| s.contains("tor:198.51.100.0")));
+    // Links are absolute under the public URL when one is configured.
+    let site = Site::new(WebConfig {
+        public_url: "https://certwatch.example/".into(),
+        ..WebConfig::default()
+    })
+    .await;
+    site.store_report(&report(
+        "example.org",
+        "match",
+        vec![endpoint(json!({"verdict": "match"}))],
+        &[],
+    ))
+    .await;
+    let r = site.get("/domains/example.org/feed.atom").await;
+    assert!(
+        r.body
+            .contains("href=\"https://certwatch.example/domains/example.org/feed.atom\""),
+        "{}",
+        r.body
+    );
 }
 
 fn admin_config(token: &str) -> WebConfig {
@@ -1248,4 +1268,64 @@ async fn removal_request_is_recorded_not_executed() {
         .await;
     assert!(r.body.contains("ops@example.org"));
     assert!(r.body.contains("&lt;b&gt;please&lt;/b&gt;"));
+}
+
+#[tokio::test]
+async fn router_takes_its_settings_from_the_config() {
+    let token = "config-admin-token-0123456789abcdef";
+    let hash = hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        token.as_bytes(),
+    ));
+    let env = std::collections::HashMap::new();
+    let config = Config::load(
+        [
+            "certwatch-server",
+            "--admin-token-hash",
+            hash.as_str(),
+            "--checks-per-client-per-hour",
+            "1",
+        ],
+        &env,
+    )
+    .unwrap();
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let state = AppState::new(
+        store,
+        Arc::new(config),
+        Arc::new(Metrics::new()),
+        Arc::new(TestClock(AtomicU64::new(T0))),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let router = certwatch_server::web::router(state);
+    let send = |request: Request<Body>| router.clone().oneshot(request);
+    // The admin view exists (login form) and accepts the configured token.
+    let r = send(get("/admin")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = send(
+        Request::builder()
+            .uri("/admin")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("Removal requests from operators"));
+    // One on-demand check per client per hour.
+    let check = |d: &str| {
+        from_peer(
+            post_json("/api/v1/checks", &json!({ "domain": d })),
+            "192.0.2.1:5000",
+        )
+    };
+    assert_eq!(
+        send(check("a.example")).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        send(check("b.example")).await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }

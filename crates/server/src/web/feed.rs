@@ -1,7 +1,8 @@
 //! The Atom feed (RFC 4287) of one domain: one entry per stored check, newest first.
 //!
 //! Written with quick-xml's writer, which escapes every text and attribute value. Links are
-//! relative to the feed's own address, as RFC 4287 allows.
+//! absolute under the configured public URL (relative to the feed's own address, as RFC 4287
+//! allows, when none is configured).
 
 use std::io;
 
@@ -59,7 +60,7 @@ pub async fn domain_feed(State(web): State<Shared>, Path(raw): Path<String>) -> 
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "database error");
         }
     };
-    match atom(&domain, &records, web.now()) {
+    match atom(&domain, &records, web.now(), &web.settings.public_url) {
         Ok(xml) => (
             [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
             xml,
@@ -110,13 +111,15 @@ fn summary(record: &CheckRecord) -> String {
 }
 
 /// The Atom document of `domain`'s checks (`records` newest first). `now` is the feed's
-/// `updated` when there is no check yet.
-pub fn atom(domain: &str, records: &[CheckRecord], now: i64) -> io::Result<Vec<u8>> {
+/// `updated` when there is no check yet; `base` (the public URL, may be empty) prefixes the
+/// links.
+pub fn atom(domain: &str, records: &[CheckRecord], now: i64, base: &str) -> io::Result<Vec<u8>> {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 1);
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))?;
     let updated = rfc3339(records.first().map(|r| r.finished_at).unwrap_or(now));
-    let page = format!("/domains/{domain}");
-    let feed_url = format!("/domains/{domain}/feed.atom");
+    let base = base.trim_end_matches('/');
+    let page = format!("{base}/domains/{domain}");
+    let feed_url = format!("{base}/domains/{domain}/feed.atom");
     w.create_element("feed")
         .with_attribute(("xmlns", ATOM_NS))
         .write_inner_content(|w| {
