@@ -76,6 +76,8 @@ pub const SIGNING_CONTEXT: &[u8] = b"certwatch-evidence-v1\n";
 pub const MAX_BUNDLE_BYTES: usize = 4 * 1024 * 1024;
 /// At most this many certificates per presented chain.
 pub const MAX_CHAIN_CERTS: usize = 16;
+/// At most this many DNSSEC chains, and this many probes, in one bundle.
+pub const MAX_BUNDLE_ITEMS: usize = 256;
 /// The record types whose chains a bundle may carry.
 const CHAIN_TYPES: [&str; 4] = ["TLSA", "SRV", "A", "AAAA"];
 
@@ -498,6 +500,16 @@ fn check_contents(
     anchor: &TrustAnchor,
     now: u64,
 ) -> Result<VerifiedBundle, EvidenceError> {
+    for (what, n) in [
+        ("DNSSEC chains", bundle.dnssec.len()),
+        ("probes", bundle.probes.len()),
+    ] {
+        if n > MAX_BUNDLE_ITEMS {
+            return Err(EvidenceError::Format(format!(
+                "{n} {what} (at most {MAX_BUNDLE_ITEMS})"
+            )));
+        }
+    }
     let mut tlsa = BTreeMap::new();
     let mut others = BTreeMap::new();
     for chain in &bundle.dnssec {

@@ -392,6 +392,15 @@ fn malformed_input_is_an_error() {
         verify_signature(b"{}", &pk[..31]),
         Err(EvidenceError::BadPublicKey { len: 31 })
     );
+    // Too many chains.
+    let mut many = bundle(MATCH);
+    let first = many.dnssec[0].clone();
+    many.dnssec = vec![first; certwatch::evidence::MAX_BUNDLE_ITEMS + 1];
+    let bytes = many.sign(&k).unwrap();
+    assert!(matches!(
+        verify(&bytes, pk, &anchor(), 1_800_000_000),
+        Err(EvidenceError::Format(m)) if m.contains("DNSSEC chains")
+    ));
     // A fractional number has no canonical form here.
     let mut v: serde_json::Value = serde_json::from_str(MATCH).unwrap();
     v["probes"][0]["port"] = serde_json::json!(5222.5);
