@@ -23,6 +23,7 @@ fn main() -> ExitCode {
                 tracing_subscriber::EnvFilter::new("info,arti_client=warn,tor_=warn")
             }),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

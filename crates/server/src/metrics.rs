@@ -36,6 +36,7 @@ impl TorState {
 #[derive(Debug, Default)]
 struct Inner {
     checks: BTreeMap<&'static str, u64>,
+    probes: BTreeMap<&'static str, u64>,
     check_errors: u64,
     skipped: u64,
     tor: Option<TorState>,
@@ -108,6 +109,24 @@ impl Metrics {
             None => m.check_errors += 1,
         }
         m.last_check_at = Some(at);
+    }
+
+    /// Counts a finished check's probe entries (one per endpoint, address and key type) by
+    /// their verdict.
+    pub fn probes_finished(&self, report: &certwatch::Report) {
+        let mut m = self.lock();
+        for e in &report.endpoints {
+            *m.probes.entry(e.verdict.as_str()).or_default() += 1;
+        }
+    }
+
+    /// Probe entries with this verdict so far.
+    pub fn probes_with(&self, verdict: Verdict) -> u64 {
+        self.lock()
+            .probes
+            .get(verdict.as_str())
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Counts checks skipped because the previous one for the domain was still running.
@@ -205,6 +224,15 @@ impl Metrics {
             "certwatch_checks_total{{verdict=\"error\"}} {}",
             m.check_errors
         );
+        out.push_str("# HELP certwatch_probes_total Probe outcomes (one per endpoint, address and key type) by verdict.\n# TYPE certwatch_probes_total counter\n");
+        for v in Verdict::ALL {
+            let n = m.probes.get(v.as_str()).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "certwatch_probes_total{{verdict=\"{}\"}} {n}",
+                v.as_str()
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP certwatch_checks_skipped_total Checks skipped because the previous check of the domain was still running.\n# TYPE certwatch_checks_skipped_total counter\ncertwatch_checks_skipped_total {}",
@@ -285,5 +313,31 @@ mod tests {
         m.set_store_ok(true);
         assert!(m.health().ok());
         assert_eq!(m.health().last_conclusive_at, Some(101));
+    }
+
+    #[test]
+    fn probes_are_counted_per_entry() {
+        let entry = |v: &str| {
+            format!(
+                r#"{{"service":"c2s-starttls","target":"x.example","port":5222,"address":"192.0.2.1","dnssec":"secure","dnssec_reason":null,"tlsa":[],"verdict":"{v}","reason":null,"presented_spki_sha256":null,"matched_record":null,"vantage":"direct","key_type":"ecdsa","error":null}}"#
+            )
+        };
+        let json = format!(
+            r#"{{"schema_version":1,"domain":"x.example","checked_at":"2027-01-15T08:00:00Z","verdict":"mismatch","endpoints":[{},{},{}],"confirmation":null,"setup":{{"zone_lines":[],"advice":[]}},"warnings":[]}}"#,
+            entry("match"),
+            entry("mismatch"),
+            entry("match")
+        );
+        let report: certwatch::Report = serde_json::from_str(&json).unwrap();
+        let m = Metrics::new();
+        m.probes_finished(&report);
+        assert_eq!(m.probes_with(Verdict::Match), 2);
+        assert_eq!(m.probes_with(Verdict::Mismatch), 1);
+        let text = m.render_prometheus();
+        assert!(
+            text.contains("certwatch_probes_total{verdict=\"match\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("certwatch_probes_total{verdict=\"bogus\"} 0\n"));
     }
 }

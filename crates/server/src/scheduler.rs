@@ -328,6 +328,7 @@ async fn run_job(
         )),
     };
     if let Ok(report) = &outcome {
+        this.metrics.probes_finished(report);
         let extra = this.runner.extra_circuits(report);
         if extra > 0 {
             limiter

@@ -72,6 +72,7 @@ pub async fn run_with(
     random: Arc<dyn Random>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    metrics.set_store_ok(true);
     let config = Arc::new(config);
     let wake = Arc::new(Notify::new());
     let state = AppState::new(
