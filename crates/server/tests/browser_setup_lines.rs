@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use certwatch_testkit::Interop;
 
 /// The WebDriver element reference key (W3C).
-const ELEMENT: &str = "element-6066-11e4-a29f-4c20ab1e5c6f";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A child process killed when the test ends, however it ends.
 struct Killed(Child);
@@ -62,26 +62,52 @@ fn http(
         payload.len()
     );
     stream.write_all(request.as_bytes())?;
+    // Read the header, then exactly Content-Length bytes (chromedriver may keep the
+    // connection open), or to the end without a length.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no HTTP header end"))?;
+    let mut buf = [0u8; 8192];
+    let header_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::Error::other(
+                "connection closed before the HTTP header ended",
+            ));
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..header_end]).into_owned();
     let status: u16 = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other("no HTTP status"))?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase().starts_with("transfer-encoding:")
-            && l.to_ascii_lowercase().contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_owned()
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
     };
+    let mut rest = raw[header_end..].to_vec();
+    if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        while rest.len() < len {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            rest.extend_from_slice(&buf[..n]);
+        }
+        rest.truncate(len);
+    } else {
+        stream.read_to_end(&mut rest)?;
+    }
+    let rest = String::from_utf8_lossy(&rest).into_owned();
+    let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(&rest) } else { rest };
     Ok((status, body))
 }
 
@@ -135,7 +161,13 @@ impl Driver {
         self.find_all(css)
             .into_iter()
             .next()
-            .unwrap_or_else(|| panic!("no element {css}"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no element {css} at {}; the page is:\n{}",
+                    self.url(),
+                    self.call("GET", "/source", None)
+                )
+            })
     }
 
     fn text(&self, element: &str) -> String {
