@@ -158,16 +158,13 @@ impl Driver {
     }
 
     fn find(&self, css: &str) -> String {
-        self.find_all(css)
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| {
-                panic!(
-                    "no element {css} at {}; the page is:\n{}",
-                    self.url(),
-                    self.call("GET", "/source", None)
-                )
-            })
+        self.find_all(css).into_iter().next().unwrap_or_else(|| {
+            panic!(
+                "no element {css} at {}; the page is:\n{}",
+                self.url(),
+                self.call("GET", "/source", None)
+            )
+        })
     }
 
     fn text(&self, element: &str) -> String {
