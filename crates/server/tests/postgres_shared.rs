@@ -186,3 +186,134 @@ async fn two_instances_never_run_the_same_check_twice() {
     let total = a.history("d00.example", 1000).await.unwrap().len();
     assert_eq!(total, usize::try_from(TICKS).unwrap());
 }
+
+/// A clock the test moves by hand.
+#[derive(Debug)]
+struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl certwatch::Clock for ManualClock {
+    fn now_unix(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Records which instance ran which domain at which (manual) time.
+struct Recorder {
+    name: &'static str,
+    clock: std::sync::Arc<ManualClock>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(&'static str, String, u64)>>>,
+}
+
+impl certwatch_server::scheduler::CheckRunner for Recorder {
+    fn ready(&self) -> bool {
+        true
+    }
+    fn check(&self, domain: String) -> certwatch_server::scheduler::CheckFuture {
+        use certwatch::Clock as _;
+        self.seen
+            .lock()
+            .unwrap()
+            .push((self.name, domain.clone(), self.clock.now_unix()));
+        Box::pin(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            Ok(report(&domain, "match"))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_schedulers_on_one_database_never_run_a_check_twice() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use certwatch_server::config::Config;
+    use certwatch_server::metrics::Metrics;
+    use certwatch_server::random::SeededRandom;
+    use certwatch_server::scheduler::{Scheduler, SchedulerConfig};
+
+    const DOMAINS: usize = 20;
+    const TICKS: u64 = 15;
+    let url = fresh_database("sched").await;
+    let clock = Arc::new(ManualClock(std::sync::atomic::AtomicU64::new(
+        u64::try_from(T0).unwrap(),
+    )));
+    let seen: Arc<Mutex<Vec<(&'static str, String, u64)>>> = Arc::default();
+    let observer = Store::open(&url).await.unwrap();
+    for i in 0..DOMAINS {
+        observer
+            .add_subscription(&format!("s{i:02}.example"), "email", "x@example.org", T0)
+            .await
+            .unwrap();
+    }
+    let mut stops = Vec::new();
+    let mut tasks = Vec::new();
+    for (name, seed) in [("a", 1), ("b", 2)] {
+        let store = Store::open(&url).await.unwrap();
+        let mut c = SchedulerConfig::from_config(&Config::defaults());
+        c.instance = name.into();
+        c.interval = Duration::from_secs(900);
+        c.jitter = Duration::ZERO;
+        c.workers = 4;
+        c.circuits_per_minute = 600;
+        c.check_deadline = Duration::from_secs(60);
+        c.tick = Duration::from_millis(10);
+        let runner = Arc::new(Recorder {
+            name,
+            clock: clock.clone(),
+            seen: seen.clone(),
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop);
+        let scheduler = Scheduler::new(
+            store,
+            runner,
+            Arc::new(Metrics::new()),
+            clock.clone(),
+            Arc::new(SeededRandom::new(seed)),
+            c,
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        tasks.push(tokio::spawn(scheduler.run(
+            async {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(5),
+        )));
+    }
+    for tick in 0..TICKS {
+        let now = T0 + i64::try_from(tick).unwrap() * 900;
+        let started = std::time::Instant::now();
+        // Every due check ran and was recorded (none overdue at `now`).
+        loop {
+            let stats = observer.stats(now).await.unwrap();
+            if stats.overdue == 0
+                && seen.lock().unwrap().len() >= DOMAINS * usize::try_from(tick + 1).unwrap()
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "tick {tick}: {} overdue",
+                stats.overdue
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        clock.0.fetch_add(900, std::sync::atomic::Ordering::SeqCst);
+    }
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let seen = seen.lock().unwrap().clone();
+    let mut slots = BTreeMap::<(String, u64), Vec<&str>>::new();
+    for (who, domain, at) in &seen {
+        slots.entry((domain.clone(), *at)).or_default().push(who);
+    }
+    let twice: Vec<_> = slots.iter().filter(|(_, w)| w.len() > 1).collect();
+    assert!(twice.is_empty(), "run twice: {twice:?}");
+    assert_eq!(slots.len(), DOMAINS * usize::try_from(TICKS).unwrap());
+    let by: BTreeSet<&str> = seen.iter().map(|(w, _, _)| *w).collect();
+    assert_eq!(by.len(), 2, "both schedulers ran checks");
+}
