@@ -108,6 +108,17 @@ impl Site {
         (cookie, home.hidden("csrf"))
     }
 
+    /// Stores a `no-records` report of one endpoint for `domain`.
+    async fn store_plain(&self, domain: &str) {
+        self.store_report(&report(
+            domain,
+            "no-records",
+            vec![endpoint(json!({}))],
+            &[],
+        ))
+        .await;
+    }
+
     /// Stores a finished check with this report, as the scheduler would.
     async fn store_report(&self, report: &Report) {
         let store = &self.state.store;
@@ -1085,20 +1096,8 @@ async fn admin_view_needs_the_token() {
 
     let token = "s3cret-admin-token-0123456789abcdef";
     let site = Site::new(admin_config(token)).await;
-    site.store_report(&report(
-        "example.org",
-        "no-records",
-        vec![endpoint(json!({}))],
-        &[],
-    ))
-    .await;
-    site.store_report(&report(
-        "other.example",
-        "no-records",
-        vec![endpoint(json!({}))],
-        &[],
-    ))
-    .await;
+    site.store_plain("example.org").await;
+    site.store_plain("other.example").await;
     // The login form, with a CSRF token.
     let r = site.get("/admin").await;
     assert_eq!(r.status, StatusCode::OK);
@@ -1216,13 +1215,7 @@ async fn admin_view_needs_the_token() {
 async fn removal_request_is_recorded_not_executed() {
     let token = "another-admin-token-0123456789abcdef";
     let site = Site::new(admin_config(token)).await;
-    site.store_report(&report(
-        "example.org",
-        "no-records",
-        vec![endpoint(json!({}))],
-        &[],
-    ))
-    .await;
+    site.store_plain("example.org").await;
     let form = site.get("/removal").await;
     assert_eq!(form.status, StatusCode::OK);
     assert!(form.body.contains("<label for=\"message\">"));

@@ -22,7 +22,8 @@ use serde::Deserialize;
 use super::csrf::cookie_value;
 use super::html::{Head, csrf_field, error_page, page, respond, verdict_badge};
 use super::pages::{
-    csrf_refused, internal, issue_csrf, rate_limited, read_form, rfc3339, with_csrf_cookie,
+    csrf_form, csrf_refused, internal, issue_csrf, rate_limited, read_checked_form, read_form,
+    rfc3339, with_csrf_cookie,
 };
 use super::{Shared, Web};
 use crate::store::normalise_domain;
@@ -283,6 +284,8 @@ pub struct LoginForm {
     pub csrf: Option<String>,
 }
 
+csrf_form!(LoginForm, LogoutForm);
+
 /// `POST /admin/login`: checks the CSRF token and the admin token (rate-limited per
 /// client), then sets the session cookie.
 pub async fn login(
@@ -294,13 +297,10 @@ pub async fn login(
     if web.settings.admin_token_sha256.is_none() {
         return disabled();
     }
-    let form: LoginForm = match read_form(body) {
+    let form: LoginForm = match read_checked_form(&web, &headers, body) {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    if let Err(e) = web.csrf.verify(&headers, form.csrf.as_deref()) {
-        return csrf_refused(e);
-    }
     let client = web.client(super::peer(&extensions), &headers);
     if let Err(refused) = web.login_limit.check(client, web.uptime_now()) {
         return rate_limited(&refused, false);
@@ -342,12 +342,8 @@ pub async fn logout(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form: LogoutForm = match read_form(body) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    if let Err(e) = web.csrf.verify(&headers, form.csrf.as_deref()) {
-        return csrf_refused(e);
+    if let Err(r) = read_checked_form::<LogoutForm>(&web, &headers, body) {
+        return *r;
     }
     let mut r = Redirect::to("/admin").into_response();
     r.headers_mut().append(

@@ -90,6 +90,40 @@ pub fn read_form<T: DeserializeOwned>(
     })
 }
 
+/// A form that carries a CSRF token.
+pub trait CsrfForm {
+    /// The submitted token, if any.
+    fn csrf(&self) -> Option<&str>;
+}
+
+/// Reads a form body ([`read_form`]) and checks its CSRF token against the cookie: the
+/// first two steps of every HTML form handler.
+pub fn read_checked_form<T: DeserializeOwned + CsrfForm>(
+    web: &Shared,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, Box<Response>> {
+    let form: T = read_form(body)?;
+    web.csrf
+        .verify(headers, form.csrf())
+        .map_err(|e| Box::new(csrf_refused(e)))?;
+    Ok(form)
+}
+
+/// Implements [`CsrfForm`] for forms with a `csrf: Option<String>` field.
+macro_rules! csrf_form {
+    ($($t:ty),*) => {
+        $(impl $crate::web::pages::CsrfForm for $t {
+            fn csrf(&self) -> Option<&str> {
+                self.csrf.as_deref()
+            }
+        })*
+    };
+}
+pub(crate) use csrf_form;
+
+csrf_form!(CheckForm, RemovalForm);
+
 /// The 400 page for an invalid domain.
 pub fn invalid_domain(input: &str, reason: &str) -> Response {
     let shown: String = input.chars().take(100).collect();
@@ -228,13 +262,10 @@ pub async fn submit_check(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form: CheckForm = match read_form(body) {
+    let form: CheckForm = match read_checked_form(&web, &headers, body) {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    if let Err(e) = web.csrf.verify(&headers, form.csrf.as_deref()) {
-        return csrf_refused(e);
-    }
     let domain = match normalise_domain(&form.domain) {
         Ok(d) => d,
         Err(e) => return domain_error(&form.domain, e),
@@ -563,13 +594,10 @@ pub async fn submit_removal(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form: RemovalForm = match read_form(body) {
+    let form: RemovalForm = match read_checked_form(&web, &headers, body) {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    if let Err(e) = web.csrf.verify(&headers, form.csrf.as_deref()) {
-        return csrf_refused(e);
-    }
     let domain = match normalise_domain(&form.domain) {
         Ok(d) => d,
         Err(e) => return domain_error(&form.domain, e),
