@@ -104,8 +104,11 @@ scenario1() {
 
 # --- scenario 2: round trips through the delay proxy ------------------------------------
 scenario2() {
-  say "## Scenario 2: multi.test through cw-delay-proxy, 50 ms each way (RTT 100 ms), warm upstream"
-  "$BIN/cw-delay-proxy" --delay-ms 50 \
+  # CW_BENCH_DELAY_MS=0 measures the same path without delay (local cost, in ms).
+  local delay=${CW_BENCH_DELAY_MS:-50} scale unit
+  if [ "$delay" = 0 ]; then scale=1; unit="ms"; else scale=$((2 * delay)); unit="RTTs"; fi
+  say "## Scenario 2: multi.test through cw-delay-proxy, $delay ms each way (RTT $((2 * delay)) ms), warm upstream"
+  "$BIN/cw-delay-proxy" --delay-ms "$delay" \
     --tcp 127.0.0.51:5222=127.0.0.1:5222 --tcp 127.0.0.51:5223=127.0.0.1:5223 \
     --tcp 127.0.0.51:5269=127.0.0.1:5269 --tcp 127.0.0.51:5270=127.0.0.1:5270 \
     --udp 127.0.0.53:6354=127.0.0.52:6354 --tcp 127.0.0.53:6354=127.0.0.52:6354 \
@@ -119,7 +122,7 @@ scenario2() {
   "${cw[@]}" multi.test > /dev/null || true
   "${peer_env[@]}" "$PEER" multi.test > /dev/null || true
   say ""
-  say "| services | certwatch RTTs, median (min-max) | peer RTTs, median (min-max) |"
+  say "| services | certwatch $unit, median (min-max) | peer $unit, median (min-max) |"
   say "|---|---|---|"
   local svc peer_svc tag
   for svc in c2s-starttls c2s-direct s2s-starttls s2s-direct all; do
@@ -132,7 +135,7 @@ scenario2() {
     esac
     local opt=()
     [ "$svc" = all ] || opt=(--services "$svc")
-    tag=${svc}
+    tag=$svc-$delay
     for i in $(seq "$RUNS"); do
       if [ $((i % 2)) = 1 ]; then
         "$M" --out "$OUT/s2-cw-$tag.jsonl" -- "${cw[@]}" "${opt[@]}" multi.test > /dev/null
@@ -142,7 +145,7 @@ scenario2() {
         "$M" --out "$OUT/s2-cw-$tag.jsonl" -- "${cw[@]}" "${opt[@]}" multi.test > /dev/null
       fi
     done
-    say "| $svc | $(stat "$OUT/s2-cw-$tag.jsonl" wall_ms 100) (exit $(exits "$OUT/s2-cw-$tag.jsonl")) | $(stat "$OUT/s2-peer-$tag.jsonl" wall_ms 100) (exit $(exits "$OUT/s2-peer-$tag.jsonl")) |"
+    say "| $svc | $(stat "$OUT/s2-cw-$tag.jsonl" wall_ms "$scale") (exit $(exits "$OUT/s2-cw-$tag.jsonl")) | $(stat "$OUT/s2-peer-$tag.jsonl" wall_ms "$scale") (exit $(exits "$OUT/s2-peer-$tag.jsonl")) |"
   done
   kill "$PROXY_PID" 2>/dev/null || true
   PROXY_PID=""
@@ -160,8 +163,11 @@ scenario3() {
   local peer_env=(env PEER_RESOLVER=127.0.0.52 PEER_RESOLVER_PORT=6354 PEER_SERVICES=xmpp-client)
   mapfile -t subdomains < "$DIR/domains-sub.txt"
   "${peer_env[@]}" "$PEER" "${subdomains[@]}" > /dev/null || true
-  for i in $(seq "$RUNS"); do
+  # The full batch takes about a minute a run here: CW_BENCH_BATCH_RUNS (default RUNS).
+  for i in $(seq "${CW_BENCH_BATCH_RUNS:-$RUNS}"); do
     "$M" --out "$OUT/s3-cw-all.jsonl" -- "${CW[@]}" --domains-file "$DIR/domains.txt" > /dev/null
+  done
+  for i in $(seq "$RUNS"); do
     if [ $((i % 2)) = 1 ]; then
       "$M" --out "$OUT/s3-cw-sub.jsonl" -- "${CW[@]}" --domains-file "$DIR/domains-sub.txt" > /dev/null
       "$M" --out "$OUT/s3-peer-sub.jsonl" -- "${peer_env[@]}" "$PEER" "${subdomains[@]}" > /dev/null
