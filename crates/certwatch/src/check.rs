@@ -108,8 +108,9 @@ impl Checker {
     /// With `vantage_rounds` = 0 each target has the one sighting of the check. With
     /// `vantage_rounds` = N, every target is probed again in N rounds, each round on a fresh
     /// circuit isolation (so one new circuit per round, not per target) whose exits must
-    /// all be new (rounds that repeat an exit, or where no probe was conclusive, are
-    /// retried, up to 3N+2 attempts), and then once directly unless the transport is
+    /// all be new, unseen by the check and by earlier rounds (rounds that repeat an exit, or
+    /// where no probe was conclusive, are retried, up to 3N+2 attempts; fewer rounds result
+    /// when the network has too few exits), and then once directly unless the transport is
     /// already direct (over the direct transport, one round only: there is one vantage
     /// point). [`TargetKeys::agreed_spki_sha256`] is set only when every vantage point that
     /// saw a key saw the same proven key, no vantage point saw an unproven key, and at
@@ -284,7 +285,10 @@ impl Checker {
                 .iter()
                 .map(|(_, t, kr, _)| (t.clone(), *kr))
                 .collect();
-            let rounds = self.vantage_rounds(&jobs, survey_rounds).await;
+            let first_exits = probed.iter().filter_map(|(_, _, _, s)| exit_ip(s.vantage));
+            let rounds = self
+                .vantage_rounds(&jobs, survey_rounds, first_exits.collect())
+                .await;
             for (tk, more) in targets.iter_mut().zip(rounds) {
                 tk.sightings.extend(more.iter().map(sighting));
                 probes.extend(more.into_iter().filter_map(|s| s.probe.map(|p| *p)));
@@ -317,7 +321,12 @@ impl Checker {
             .iter()
             .map(|s| (s.target.clone(), s.key_request))
             .collect();
-        let rounds = self.vantage_rounds(&jobs, self.options.confirm).await;
+        let first_exits = suspects
+            .iter()
+            .filter_map(|s| exit_ip(Some(s.first.vantage)));
+        let rounds = self
+            .vantage_rounds(&jobs, self.options.confirm, first_exits.collect())
+            .await;
         let mut confirmations: Vec<Confirmation> = Vec::new();
         let mut warnings: Vec<Warning> = Vec::new();
         let mut probes: Vec<Probe> = Vec::new();
@@ -383,9 +392,15 @@ impl Checker {
     ///
     /// A round uses one fresh [`CheckIsolation`] for all its jobs (one new circuit, not one
     /// per job). A round counts when at least one of its probes is conclusive and none of
-    /// its exits was seen in an earlier round; otherwise it is retried, up to `3n + 2`
-    /// attempts. Over the direct transport one round is made: there is one vantage point.
-    async fn vantage_rounds(&self, jobs: &[(ProbeTarget, KeyRequest)], n: usize) -> Vec<Vec<Seen>> {
+    /// its exits is in `exits` (the check's own exits) or was seen in an earlier round;
+    /// otherwise it is retried, up to `3n + 2` attempts. Over the direct transport one round
+    /// is made: there is one vantage point.
+    async fn vantage_rounds(
+        &self,
+        jobs: &[(ProbeTarget, KeyRequest)],
+        n: usize,
+        mut exits: std::collections::HashSet<IpAddr>,
+    ) -> Vec<Vec<Seen>> {
         let mut out: Vec<Vec<Seen>> = jobs.iter().map(|_| Vec::new()).collect();
         if jobs.is_empty() || n == 0 {
             return out;
@@ -393,7 +408,6 @@ impl Checker {
         let direct_only = matches!(self.prober.transport(), Transport::Direct);
         let wanted = if direct_only { 1 } else { n };
         let max_attempts = 3 * wanted + 2;
-        let mut exits: std::collections::HashSet<IpAddr> = std::collections::HashSet::new();
         let (mut rounds, mut attempts) = (0, 0);
         while rounds < wanted && attempts < max_attempts {
             attempts += 1;
@@ -402,13 +416,8 @@ impl Checker {
             if results.iter().all(is_inconclusive) {
                 continue;
             }
-            let round_exits: std::collections::HashSet<IpAddr> = results
-                .iter()
-                .filter_map(|s| match s.vantage {
-                    Some(Vantage::Tor(Some(ip))) => Some(ip),
-                    _ => None,
-                })
-                .collect();
+            let round_exits: std::collections::HashSet<IpAddr> =
+                results.iter().filter_map(|s| exit_ip(s.vantage)).collect();
             if round_exits.iter().any(|ip| exits.contains(ip)) {
                 continue;
             }
@@ -534,6 +543,14 @@ fn key_request_label(kr: KeyRequest) -> &'static str {
         KeyRequest::Rsa => "rsa key",
         #[allow(unreachable_patterns)]
         _ => "key",
+    }
+}
+
+/// The Tor exit address of a vantage, when it is one and known.
+fn exit_ip(v: Option<Vantage>) -> Option<IpAddr> {
+    match v {
+        Some(Vantage::Tor(Some(ip))) => Some(ip),
+        _ => None,
     }
 }
 

@@ -291,3 +291,57 @@ fn confirm_through_distinct_exits_prints_when_all_agree() {
         assert!(l.matches("tor:").count() >= 2, "{l}");
     }
 }
+
+/// The hostile-exit drill for `records --confirm`: one exit of the private network sends
+/// `drill.test`'s connections to a MITM with another key. Whatever the exits, `records` never
+/// prints the MITM's key; when the hostile exit is among the vantage points it refuses and
+/// names that exit and the key it saw.
+#[cfg(feature = "tor")]
+#[test]
+fn confirm_never_pins_a_hostile_exits_key() {
+    let env = Interop::require();
+    let domain = env.str("hostile.domain").unwrap().to_owned();
+    let exit = format!("tor:{}", env.str("hostile.exit.address").unwrap());
+    let mitm = env.str("hostile.mitm.spki_sha256").unwrap().to_owned();
+    let mut refusals = 0;
+    for n in 1..=8 {
+        let arti = env.private_arti_config().unwrap();
+        let run = records(
+            &env,
+            &[
+                "--via",
+                "tor",
+                "--tor-config",
+                arti.path_str(),
+                "--services",
+                "c2s-starttls",
+                "--confirm",
+                "3",
+                &domain,
+            ],
+        );
+        assert!(!run.stdout.contains(&mitm), "run {n} pinned the MITM");
+        match run.code {
+            0 => {
+                // Printed: the hostile exit was not among the vantage points.
+                assert!(!run.stdout.contains(&exit), "run {n}: {}", run.stdout);
+            }
+            3 => {
+                if run.stderr.contains("refusing to print")
+                    && run.stderr.contains(&format!("{exit}: {mitm}"))
+                {
+                    refusals += 1;
+                }
+                assert!(run.stdout.is_empty(), "run {n}");
+            }
+            c => panic!("run {n}: exit {c}"),
+        }
+        if refusals >= 2 {
+            break;
+        }
+    }
+    assert!(
+        refusals >= 1,
+        "the hostile exit {exit} was never among the vantage points"
+    );
+}
