@@ -12,6 +12,9 @@
 //! `--setup-lines-min-vantages 1` lets the page show probe-derived lines from it. The test
 //! also checks that the page says how many vantage points agreed and shows the local
 //! commands.
+//!
+//! A second test runs the server without `--allow-private-targets` and checks, over plain
+//! HTTP, that the API and the result page say the loopback targets were refused.
 #![cfg(feature = "interop")]
 
 use std::collections::BTreeSet;
@@ -205,6 +208,47 @@ fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) ->
     }
 }
 
+/// Starts `certwatch-server` on a free loopback port against the environment's resolver and
+/// trust anchor, probing directly, with a database in `dir` and the `extra` flags; waits until
+/// it answers.
+fn start_server(env: &Interop, dir: &Path, extra: &[&str]) -> (u16, Killed) {
+    let web_port = free_port();
+    let listen = format!("127.0.0.1:{web_port}");
+    let database = format!("sqlite://{}", dir.join("db.sqlite3").display());
+    let public_url = format!("http://127.0.0.1:{web_port}");
+    let server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_certwatch-server"))
+            .args([
+                "--listen",
+                &listen,
+                "--database",
+                &database,
+                "--via",
+                "direct",
+                "--resolver",
+                env.str("dns.unbound").unwrap(),
+                "--trust-anchor",
+                env.str("dns.trust_anchor").unwrap(),
+                "--setup-lines-min-vantages",
+                "1",
+                "--public-url",
+                &public_url,
+            ])
+            .args(extra)
+            .env("CERTWATCH_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("certwatch-server starts"),
+    );
+    wait_for(
+        Duration::from_secs(60),
+        "certwatch-server to answer",
+        || http(web_port, "GET", "/healthz", None).ok(),
+    );
+    (web_port, server)
+}
+
 /// SHA-256 of the certificate's SubjectPublicKeyInfo, by the openssl pipeline the page shows.
 fn openssl_spki_sha256(cert: &Path) -> String {
     let out = Command::new("sh")
@@ -263,38 +307,7 @@ fn browser_reads_setup_lines_that_match_openssl() {
     assert_eq!(expected.len(), keys.len());
 
     let dir = tempfile::tempdir().unwrap();
-    let web_port = free_port();
-    let server = Killed(
-        Command::new(env!("CARGO_BIN_EXE_certwatch-server"))
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{web_port}"),
-                "--database",
-                &format!("sqlite://{}", dir.path().join("db.sqlite3").display()),
-                "--via",
-                "direct",
-                "--allow-private-targets",
-                "--resolver",
-                env.str("dns.unbound").unwrap(),
-                "--trust-anchor",
-                env.str("dns.trust_anchor").unwrap(),
-                "--setup-lines-min-vantages",
-                "1",
-                "--public-url",
-                &format!("http://127.0.0.1:{web_port}"),
-            ])
-            .env("CERTWATCH_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("certwatch-server starts"),
-    );
-    wait_for(
-        Duration::from_secs(60),
-        "certwatch-server to answer",
-        || http(web_port, "GET", "/healthz", None).ok(),
-    );
-
+    let (web_port, server) = start_server(&env, dir.path(), &["--allow-private-targets"]);
     let driver_port = free_port();
     let _chromedriver = Killed(
         Command::new("chromedriver")
@@ -427,4 +440,54 @@ fn browser_reads_setup_lines_that_match_openssl() {
     }
     drop(driver);
     drop(server);
+}
+
+/// Without `--allow-private-targets`, the service refuses to probe the environment's
+/// loopback servers, and its API and result page say so.
+#[test]
+fn private_targets_are_refused_and_the_site_says_so() {
+    let env = Interop::require();
+    let domain = env
+        .str("dns.scenarios.nodata.domain")
+        .expect("the nodata scenario")
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let (port, _server) = start_server(&env, dir.path(), &[]);
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/v1/checks",
+        Some(&json!({ "domain": domain })),
+    )
+    .unwrap();
+    assert_eq!(status, 202, "{body}");
+    let poll = serde_json::from_str::<Value>(&body).unwrap()["poll"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = wait_for(Duration::from_secs(120), "the check to finish", || {
+        let (_, body) = http(port, "GET", &poll, None).ok()?;
+        let v: Value = serde_json::from_str(&body).ok()?;
+        (v["state"] == "done").then_some(v)
+    });
+    let notes = done["notes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        notes.iter().any(|n| n
+            .as_str()
+            .unwrap_or("")
+            .starts_with("refused (private address)")),
+        "{done}"
+    );
+    assert!(
+        done["report"]["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["presented_spki_sha256"].is_null()),
+        "nothing was probed: {done}"
+    );
+    let (status, page) = http(port, "GET", &format!("/domains/{domain}"), None).unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("Private address refused"), "{page}");
+    assert!(page.contains("127.0.0.1"), "{page}");
 }
