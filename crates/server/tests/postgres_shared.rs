@@ -197,11 +197,14 @@ impl certwatch::Clock for ManualClock {
     }
 }
 
+/// Which instance ran which domain at which (manual) time.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(&'static str, String, u64)>>>;
+
 /// Records which instance ran which domain at which (manual) time.
 struct Recorder {
     name: &'static str,
     clock: std::sync::Arc<ManualClock>,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(&'static str, String, u64)>>>,
+    seen: Seen,
 }
 
 impl certwatch_server::scheduler::CheckRunner for Recorder {
@@ -223,7 +226,7 @@ impl certwatch_server::scheduler::CheckRunner for Recorder {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_schedulers_on_one_database_never_run_a_check_twice() {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use certwatch_server::config::Config;
@@ -237,7 +240,7 @@ async fn two_schedulers_on_one_database_never_run_a_check_twice() {
     let clock = Arc::new(ManualClock(std::sync::atomic::AtomicU64::new(
         u64::try_from(T0).unwrap(),
     )));
-    let seen: Arc<Mutex<Vec<(&'static str, String, u64)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let observer = Store::open(&url).await.unwrap();
     for i in 0..DOMAINS {
         observer

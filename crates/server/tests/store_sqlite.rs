@@ -245,6 +245,35 @@ async fn watch_rules_match_expiry_and_subscribers() {
         due.iter().map(|j| j.domain.as_str()).collect::<Vec<_>>(),
         ["setup.example"]
     );
+    let subs = store
+        .subscriptions(Some("setup.example"), 10)
+        .await
+        .unwrap();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].confirmed_at, Some(late));
+    assert!(!subs[0].blocked);
+    // Blocked by the admin: no longer watched.
+    assert!(
+        store
+            .set_subscription_blocked(subs[0].id, true)
+            .await
+            .unwrap()
+    );
+    assert!(!store.set_subscription_blocked(9999, true).await.unwrap());
+    assert!(store.subscriptions(None, 10).await.unwrap()[0].blocked);
+    let setup = store
+        .domain_view("setup.example", late)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(setup.subscribers, 0);
+    assert!(!setup.watch.is_watched());
+    assert!(
+        store
+            .set_subscription_blocked(subs[0].id, false)
+            .await
+            .unwrap()
+    );
     assert!(
         store
             .remove_subscription("setup.example", "email", "op@setup.example")

@@ -34,6 +34,8 @@
 //!   wakes the scheduler) and `ticket(id) -> Option<TicketState>`;
 //! - `list_domains(offset, limit) -> Vec<DomainSummary>`, `count_domains()`,
 //!   `remove_domain(domain) -> bool` (admin view, and an operator's removal request);
+//! - `subscriptions(Some(domain) | None, limit) -> Vec<Subscription>` and
+//!   `set_subscription_blocked(id, blocked) -> bool` (admin: block a subscriber);
 //! - `request_removal(domain, contact, message, now)` and `removal_requests(limit) ->
 //!   Vec<RemovalRequest>` (an operator's removal request, recorded for the admin; at most
 //!   1000 kept, one per domain and contact);
@@ -335,6 +337,26 @@ pub struct DomainSummary {
     pub subscribers: u64,
 }
 
+/// A subscription to a domain's alerts (issue 9 adds the channels' delivery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Subscription {
+    /// Its id (for the admin view).
+    pub id: i64,
+    /// The domain.
+    pub domain: String,
+    /// `email`, `webhook`, `xmpp-chat`, `xmpp-pubsub`.
+    pub channel: String,
+    /// The address (mailbox, URL, bare JID).
+    pub address: String,
+    /// When it was made.
+    pub created_at: i64,
+    /// When it was confirmed (double opt-in); `None`: not yet active.
+    pub confirmed_at: Option<i64>,
+    /// Blocked by the admin: kept (so it cannot simply be made again) but inactive.
+    pub blocked: bool,
+}
+
 /// An operator's request to remove a domain (recorded for the admin view).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -579,6 +601,31 @@ impl Store {
         let domain = normalise_domain(domain)?;
         let (channel, address) = (channel.to_owned(), address.to_owned());
         self.tx(move |tx| ops::add_subscription(tx, &domain, &channel, &address, now))
+            .await
+    }
+
+    /// The subscriptions of `domain` (all of them when `None`), newest first, at most `limit`.
+    pub async fn subscriptions(
+        &self,
+        domain: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let domain = match domain {
+            Some(d) => Some(normalise_domain(d)?),
+            None => None,
+        };
+        self.tx(move |tx| ops::subscriptions(tx, domain.as_deref(), limit))
+            .await
+    }
+
+    /// Blocks (or unblocks) subscription `id` (admin view); returns whether it exists. A
+    /// blocked subscription no longer makes its domain watched.
+    pub async fn set_subscription_blocked(
+        &self,
+        id: i64,
+        blocked: bool,
+    ) -> Result<bool, StoreError> {
+        self.tx(move |tx| ops::set_subscription_blocked(tx, id, blocked))
             .await
     }
 

@@ -696,3 +696,45 @@ pub(crate) fn removal_requests(
         })
         .collect())
 }
+
+pub(crate) fn subscriptions(
+    tx: &mut dyn Tx,
+    domain: Option<&str>,
+    limit: u32,
+) -> Result<Vec<super::Subscription>, StoreError> {
+    let cols =
+        "SELECT id, domain, channel, address, created_at, confirmed_at, blocked FROM subscriptions";
+    let rows = match domain {
+        Some(d) => tx.query(
+            &format!("{cols} WHERE domain = $1 ORDER BY created_at DESC, id DESC LIMIT $2"),
+            &[d.into(), i64::from(limit).into()],
+        )?,
+        None => tx.query(
+            &format!("{cols} ORDER BY created_at DESC, id DESC LIMIT $1"),
+            &[i64::from(limit).into()],
+        )?,
+    };
+    Ok(rows
+        .iter()
+        .map(|r| super::Subscription {
+            id: r.int(0).unwrap_or(0),
+            domain: r.text(1).unwrap_or_default(),
+            channel: r.text(2).unwrap_or_default(),
+            address: r.text(3).unwrap_or_default(),
+            created_at: r.int(4).unwrap_or(0),
+            confirmed_at: r.int(5),
+            blocked: r.int(6).unwrap_or(0) != 0,
+        })
+        .collect())
+}
+
+pub(crate) fn set_subscription_blocked(
+    tx: &mut dyn Tx,
+    id: i64,
+    blocked: bool,
+) -> Result<bool, StoreError> {
+    Ok(tx.exec(
+        "UPDATE subscriptions SET blocked = $2 WHERE id = $1",
+        &[id.into(), i64::from(blocked).into()],
+    )? > 0)
+}
