@@ -1322,3 +1322,36 @@ async fn router_takes_its_settings_from_the_config() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+#[tokio::test]
+async fn a_check_that_could_not_run_is_not_a_verdict() {
+    let site = Site::default().await;
+    let store = &site.state.store;
+    store
+        .request_check("example.org", site.now())
+        .await
+        .unwrap();
+    let jobs = store.claim_due("test", site.now(), 300, 10).await.unwrap();
+    store
+        .finish(
+            &jobs[0],
+            "test",
+            site.now(),
+            Err("the resolver 192.0.2.53:53 did not answer".into()),
+            Spacing {
+                interval: 900,
+                jitter: 0,
+            },
+        )
+        .await
+        .unwrap();
+    let r = site.get("/domains/example.org").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body
+            .contains("The newest check could not run: the resolver 192.0.2.53:53 did not answer"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("has not been checked yet"));
+}

@@ -423,6 +423,11 @@ pub async fn domain(
         Ok(k) => k,
         Err(e) => return internal(&e),
     };
+    // The newest check, when it could not run at all.
+    let last_error: Option<String> = records
+        .first()
+        .filter(|r| r.report.is_none())
+        .and_then(|r| r.error.clone());
     let history: Vec<Report> = records.into_iter().filter_map(|r| r.report).collect();
     let earlier: Vec<Report> = match &view.report {
         // The newest record is the latest report itself.
@@ -443,6 +448,7 @@ pub async fn domain(
         earlier: &earlier,
         keys_seen: &key_rows,
         pending,
+        last_error: last_error.as_deref(),
         csrf: &issued.token,
         min_vantages: web.settings.min_vantages,
     });

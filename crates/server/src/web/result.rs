@@ -44,6 +44,9 @@ pub struct ResultPage<'a> {
     pub keys_seen: &'a [KeyRow],
     /// A check of this domain is queued or running.
     pub pending: bool,
+    /// Why the newest check could not run, when it produced no report (resolver
+    /// unreachable, deadline).
+    pub last_error: Option<&'a str>,
     /// The CSRF token for the forms on the page.
     pub csrf: &'a str,
     /// Distinct vantage points that must agree before probe-derived lines are shown.
@@ -54,11 +57,17 @@ pub struct ResultPage<'a> {
 pub fn render(p: &ResultPage<'_>) -> Markup {
     html! {
         h1 { "Result for " code { (p.domain) } }
+        @if let Some(why) = p.last_error {
+            p class="notice warn" role="status" {
+                "The newest check could not run: " (why) ". This is not a verdict about the domain; "
+                @if p.latest.is_some() { "the result below is from the last check that ran." } @else { "it will be tried again." }
+            }
+        }
         @match p.latest {
             None => {
                 @if p.pending {
                     (pending_notice())
-                } @else {
+                } @else if p.last_error.is_none() {
                     p class="notice" { "This domain has not been checked yet." }
                 }
             }
