@@ -18,6 +18,7 @@ use certwatch_probe::{
 use futures::StreamExt as _;
 
 use crate::addresses::special_use_address;
+use crate::discovery::Discovery;
 use crate::report::{
     ConfirmationReport, EndpointReport, ProbeErrorReport, Report, SCHEMA_VERSION, Setup,
 };
@@ -135,12 +136,13 @@ impl Checker {
         Ok(self.run(domain, vantage_rounds).await?.0)
     }
 
-    /// The pipeline: the survey (report and sightings) and every successful probe made.
-    async fn run(
-        &self,
-        domain: &str,
-        survey_rounds: usize,
-    ) -> Result<(KeySurvey, Vec<Probe>), CheckError> {
+    /// The DNS half of a check: normalises the domain and discovers its endpoints (SRV,
+    /// addresses, TLSA, with DNSSEC statuses), without probing anything.
+    ///
+    /// With [`Checker::check_discovered`] this splits [`Checker::check`] in two, so that a
+    /// scheduler can refresh DNS on its own schedule (following [`Discovery::min_ttl`])
+    /// rather than right before each probe, where the DNS traffic would announce it.
+    pub async fn discover(&self, domain: &str) -> Result<Discovery, CheckError> {
         let name = DomainName::normalise(domain).map_err(|source| CheckError::InvalidDomain {
             input: domain.trim().to_owned(),
             source,
@@ -167,7 +169,52 @@ impl Checker {
         {
             self.check_resolver_reachable(name.as_str()).await?;
         }
+        Ok(Discovery {
+            domain: name.as_str().to_owned(),
+            discovered_at: now,
+            map,
+        })
+    }
 
+    /// The probing half of a check: probes, judges and reports on an earlier
+    /// [`Discovery`], exactly as [`Checker::check`] does after its own discovery (one fresh
+    /// circuit isolation, confirmation per [`CheckOptions::confirm`]). `checked_at` is the
+    /// time of the probes; the DNS facts are those of `discovery.discovered_at`.
+    ///
+    /// ```no_run
+    /// # async fn run(checker: certwatch::Checker) -> Result<(), certwatch::CheckError> {
+    /// let discovery = checker.discover("example.org").await?;
+    /// let refresh_after = discovery.min_ttl().unwrap_or(std::time::Duration::from_secs(3600));
+    /// // ... later, and again until refresh_after has passed:
+    /// let report = checker.check_discovered(&discovery).await?;
+    /// # let _ = (refresh_after, report); Ok(()) }
+    /// ```
+    pub async fn check_discovered(&self, discovery: &Discovery) -> Result<Report, CheckError> {
+        let now = self.options.clock.now_unix();
+        Ok(self.run_discovered(discovery, now, 0).await.0.report)
+    }
+
+    /// The pipeline: the survey (report and sightings) and every successful probe made.
+    async fn run(
+        &self,
+        domain: &str,
+        survey_rounds: usize,
+    ) -> Result<(KeySurvey, Vec<Probe>), CheckError> {
+        let discovery = self.discover(domain).await?;
+        Ok(self
+            .run_discovered(&discovery, discovery.discovered_at, survey_rounds)
+            .await)
+    }
+
+    /// Probing, judgement and report on a discovery; `now` is the report's `checked_at`.
+    async fn run_discovered(
+        &self,
+        discovery: &Discovery,
+        now: u64,
+        survey_rounds: usize,
+    ) -> (KeySurvey, Vec<Probe>) {
+        let map = &discovery.map;
+        let name = discovery.domain.as_str();
         let endpoints: Vec<Endpoint> = map
             .endpoints
             .iter()
@@ -260,10 +307,10 @@ impl Checker {
         let mut unique = std::collections::HashSet::new();
         warnings.retain(|w| unique.insert(w.clone()));
 
-        let domain_verdict = DomainVerdict::new(name.as_str(), verdicts);
+        let domain_verdict = DomainVerdict::new(name, verdicts);
         let report = Report {
             schema_version: SCHEMA_VERSION,
-            domain: name.as_str().to_owned(),
+            domain: name.to_owned(),
             checked_at: rfc3339(now),
             verdict: domain_verdict.verdict,
             endpoints: entries,
@@ -297,14 +344,14 @@ impl Checker {
         for tk in &mut targets {
             tk.agreed_spki_sha256 = agreement(&tk.sightings);
         }
-        Ok((
+        (
             KeySurvey {
                 report,
                 targets,
                 vantage_rounds: survey_rounds,
             },
             probes,
-        ))
+        )
     }
 
     /// Re-probes every mismatching target in `confirm` rounds of distinct exits (plus

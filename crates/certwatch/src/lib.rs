@@ -78,6 +78,7 @@
 
 mod addresses;
 mod check;
+mod discovery;
 mod error;
 pub mod evidence;
 mod options;
@@ -91,6 +92,7 @@ pub use certwatch_xmpp as xmpp;
 
 pub use addresses::special_use_address;
 pub use check::{Checker, check};
+pub use discovery::Discovery;
 pub use error::CheckError;
 pub use options::{CheckOptions, parse_socks5_url};
 pub use report::{

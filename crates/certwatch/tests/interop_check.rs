@@ -130,3 +130,47 @@ async fn survey_records_every_sighting_per_target() {
     assert!(twice.targets.iter().all(|t| t.sightings.len() == 2));
     assert!(twice.targets.iter().all(|t| t.agreed_spki_sha256.is_none()));
 }
+
+/// `discover` then `check_discovered` gives the report `check` gives, and the discovery says
+/// how long it stays valid: the zone's TTL (60 s in the environment), capped by the
+/// earliest RRSIG expiration.
+#[tokio::test]
+async fn discovery_and_probing_can_be_split() {
+    let env = Interop::require();
+    let checker =
+        certwatch::Checker::new(options(&env).with_services(vec![Service::C2sStarttls])).unwrap();
+    let discovery = checker.discover(" MATCH.test. ").await.unwrap();
+    assert_eq!(discovery.domain, "match.test");
+    let ttl = discovery.min_ttl().unwrap();
+    assert!(
+        ttl > std::time::Duration::ZERO && ttl <= std::time::Duration::from_secs(60),
+        "{ttl:?}"
+    );
+    let split = checker.check_discovered(&discovery).await.unwrap();
+    let whole = checker.check("match.test").await.unwrap();
+    assert_eq!(split.verdict, Verdict::Match);
+    assert_eq!(split.domain, whole.domain);
+    assert_eq!(split.endpoints, whole.endpoints);
+    assert_eq!(split.setup, whole.setup);
+
+    // Two days before expiry would be capped by the TTL; 30 s before it, the signatures'
+    // expiration is what limits the discovery.
+    let expires = env
+        .u64("dns.scenarios.expiring.zone.rrsig_expiration")
+        .unwrap();
+    let late = certwatch::Checker::new(
+        options(&env)
+            .with_services(vec![Service::C2sStarttls])
+            .with_clock(Arc::new(FixedClock(expires - 30))),
+    )
+    .unwrap();
+    let d = late.discover("expiring.test").await.unwrap();
+    assert_eq!(d.discovered_at, expires - 30);
+    assert_eq!(d.min_ttl(), Some(std::time::Duration::from_secs(30)));
+
+    // Nothing to discover is an error only for a bad name or a dead resolver.
+    assert!(matches!(
+        checker.discover("not a domain").await,
+        Err(CheckError::InvalidDomain { .. })
+    ));
+}
