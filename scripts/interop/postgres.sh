@@ -54,4 +54,11 @@ JSON
   cw_log "postgres: ready on 127.0.0.1:$CW_PG_PORT"
 }
 
-postgres_down() { cw_stop_all postgres; }
+postgres_down() {
+  local d="$CW_DIR/postgres" bin
+  # A fast shutdown first (the postmaster's SIGTERM would wait for clients), then by PID.
+  if [ -s "$d/data/postmaster.pid" ] && bin=$(_pg_bin 2>/dev/null); then
+    runuser -u postgres -- "$bin/pg_ctl" stop -D "$d/data" -m fast -w -t 10 >/dev/null 2>&1 || true
+  fi
+  cw_stop_all postgres
+}
