@@ -476,3 +476,57 @@ async fn a_file_database_keeps_everything_across_a_reopen() {
         certwatch_server::store::CURRENT_VERSION
     );
 }
+
+#[tokio::test]
+async fn history_and_tickets_are_bounded() {
+    use certwatch_server::store::{HISTORY_RETENTION_SECS, TICKET_RETENTION_SECS};
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let first = store.request_check("example.org", T0).await.unwrap();
+    let job = store.claim_due("a", T0, 360, 1).await.unwrap().remove(0);
+    store
+        .finish(
+            &job,
+            "a",
+            T0 + 1,
+            Ok(report("example.org", "match", "k", "direct")),
+            spacing(),
+        )
+        .await
+        .unwrap();
+    // Half a retention later: both checks kept; the first ticket is long gone.
+    let mid = T0 + HISTORY_RETENTION_SECS / 2;
+    store.request_check("example.org", mid).await.unwrap();
+    let job = store.claim_due("a", mid, 360, 1).await.unwrap().remove(0);
+    store
+        .finish(
+            &job,
+            "a",
+            mid + 1,
+            Ok(report("example.org", "match", "k", "direct")),
+            spacing(),
+        )
+        .await
+        .unwrap();
+    assert!(mid > T0 + TICKET_RETENTION_SECS);
+    assert_eq!(store.ticket(&first.id).await.unwrap(), None);
+    assert_eq!(store.history("example.org", 10).await.unwrap().len(), 2);
+    // Past the retention of the first check: it is deleted, the others stay.
+    let late = T0 + HISTORY_RETENTION_SECS + 10;
+    store.request_check("example.org", late).await.unwrap();
+    let job = store.claim_due("a", late, 360, 1).await.unwrap().remove(0);
+    store
+        .finish(
+            &job,
+            "a",
+            late,
+            Ok(report("example.org", "match", "k", "direct")),
+            spacing(),
+        )
+        .await
+        .unwrap();
+    let h = store.history("example.org", 10).await.unwrap();
+    assert_eq!(
+        h.iter().map(|c| c.finished_at).collect::<Vec<_>>(),
+        vec![late, mid + 1]
+    );
+}

@@ -22,6 +22,9 @@
 //!   process died) is claimed again. On PostgreSQL the claim is `SELECT ... FOR UPDATE SKIP
 //!   LOCKED`, so two instances never claim the same check; on SQLite the claim runs in a
 //!   `BEGIN IMMEDIATE` transaction (one writer at a time).
+//! - History is bounded: a finished check deletes its domain's checks older than
+//!   [`HISTORY_RETENTION_SECS`] (90 days; the latest is always kept) and finished tickets
+//!   older than [`TICKET_RETENTION_SECS`] (a day).
 //! - A domain has at most one queued or running ticket: [`Store::request_check`] returns the
 //!   existing one (`deduplicated: true`) instead of queueing a second.
 //!
@@ -64,7 +67,7 @@ use certwatch::{Report, Verdict};
 use crate::random::{Random, SystemRandom};
 use db::Db;
 
-pub use ops::CURRENT_VERSION;
+pub use ops::{CURRENT_VERSION, HISTORY_RETENTION_SECS, TICKET_RETENTION_SECS};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

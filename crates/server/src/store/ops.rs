@@ -11,6 +11,12 @@ use super::{
 /// The newest schema version this program knows.
 pub const CURRENT_VERSION: i64 = 2;
 
+/// Checks older than this are deleted (the domain's latest check is always kept).
+pub const HISTORY_RETENTION_SECS: i64 = 90 * 86_400;
+
+/// Finished tickets older than this are deleted (a client polls for minutes, not days).
+pub const TICKET_RETENTION_SECS: i64 = 86_400;
+
 /// The default watch period of a domain without subscribers: 30 days.
 pub(crate) const DEFAULT_EXPIRE_SECS: i64 = 30 * 86_400;
 
@@ -642,6 +648,19 @@ pub(crate) fn finish(
             ],
         )?;
     }
+    // Bounded history: old checks of this domain, and old finished tickets.
+    tx.exec(
+        "DELETE FROM checks WHERE domain = $1 AND finished_at < $2 AND id <> $3",
+        &[
+            job.domain.as_str().into(),
+            now.saturating_sub(HISTORY_RETENTION_SECS).into(),
+            check_id.into(),
+        ],
+    )?;
+    tx.exec(
+        "DELETE FROM tickets WHERE state IN ('done', 'failed') AND finished_at < $1",
+        &[now.saturating_sub(TICKET_RETENTION_SECS).into()],
+    )?;
     Ok(Finished {
         check_id,
         next_due_at,
