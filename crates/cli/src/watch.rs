@@ -321,6 +321,22 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// One entry per domain, in order: `Exämple.org` and `xn--exmple-cua.org.` are the same
+/// domain. Invalid names stay, so that their first check reports the error.
+fn unique_domains(domains: Vec<String>) -> Vec<String> {
+    let mut unique: Vec<String> = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
+    for d in domains {
+        let key = certwatch::dns::DomainName::normalise(&d)
+            .map_or_else(|_| d.clone(), |n| n.as_str().to_owned());
+        if !keys.contains(&key) {
+            keys.push(key);
+            unique.push(d);
+        }
+    }
+    unique
+}
+
 /// Runs the verb until interrupted; returns the exit code.
 pub fn run(args: &WatchArgs) -> u8 {
     match net::runtime() {
@@ -348,16 +364,15 @@ async fn run_async(args: &WatchArgs) -> u8 {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };
-    let mut unique: Vec<String> = Vec::new();
-    for d in domains {
-        if !unique.contains(&d) {
-            unique.push(d);
-        }
-    }
+    let unique = unique_domains(domains);
     let confirm = usize::try_from(args.confirm).unwrap_or(0);
-    let options = match net::options(&args.net, confirm).await {
-        Ok(o) => o,
-        Err(e) => return fail(&e),
+    // Ctrl-C or SIGTERM during setup (a Tor bootstrap can take a while) also stops cleanly.
+    let options = tokio::select! {
+        o = net::options(&args.net, confirm) => match o {
+            Ok(o) => o,
+            Err(e) => return fail(&e),
+        },
+        () = stop_signal() => return 0,
     };
     let checker = match Checker::new(options) {
         Ok(c) => c,
@@ -628,6 +643,21 @@ mod tests {
         assert_eq!(v["previous_presented_spki_sha256"][0], k1);
         assert_eq!(v["presented_spki_sha256"][0], k2);
         assert_eq!(v["report"]["x"], 1);
+    }
+
+    #[test]
+    fn one_task_per_domain() {
+        let given = [
+            "Exämple.org",
+            "xn--exmple-cua.org.",
+            "b.example",
+            "B.EXAMPLE",
+            "not a name",
+        ];
+        assert_eq!(
+            unique_domains(given.iter().map(|d| (*d).to_owned()).collect()),
+            ["Exämple.org", "b.example", "not a name"]
+        );
     }
 
     #[test]
