@@ -46,9 +46,10 @@ pub struct CheckOptions {
     pub allow_private_targets: bool,
     /// The key types probed on every address (default: EC, then RSA).
     pub key_requests: Vec<KeyRequest>,
-    /// Before reporting a mismatch, re-probe through this many distinct Tor exits (plus
-    /// directly, when the transport is not direct) and classify per REFERENCE §3; 0 (the
-    /// default) reports what the check saw.
+    /// Before reporting a mismatch, re-probe every mismatching (endpoint, address, key type)
+    /// target in this many rounds of distinct Tor exits (plus directly, when the transport is
+    /// not direct) and classify each per REFERENCE §3; 0 (the default) reports what the check
+    /// saw. See [`Checker::survey`](crate::Checker::survey) for how rounds pick exits.
     pub confirm: usize,
     /// The TTL of the zone-file lines in the setup advice (default 3600).
     pub ttl: u32,
@@ -100,7 +101,8 @@ impl CheckOptions {
         self
     }
 
-    /// Confirms a mismatch through `n` distinct exits (plus direct) before reporting it.
+    /// Confirms each mismatching target through `n` distinct exits (plus direct) before
+    /// reporting it.
     pub fn with_confirm(mut self, n: usize) -> Self {
         self.confirm = n;
         self
