@@ -314,7 +314,7 @@ pub fn router_with(state: AppState, config: &WebConfig) -> Result<Router, WebCon
 }
 
 /// The whole site: pages, API, feeds, admin view, with the security headers on every
-/// response and the body size limit on every request. The settings come from the
+/// response, and the body size limit and a deadline on every request. The settings come from the
 /// service's configuration ([`WebConfig::from_config`]).
 ///
 /// An unusable admin token hash is logged and disables the admin view; the site keeps
@@ -367,6 +367,10 @@ fn routes(web: Shared) -> Router {
         .route("/admin/domains/remove", post(admin::remove_domain))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(security::MAX_BODY_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            security::REQUEST_TIMEOUT,
+        ))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(web)
 }

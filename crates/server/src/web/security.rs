@@ -17,6 +17,10 @@ form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// removal request carries a short message.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
+/// The deadline of one request (a database that hangs must not hold connections forever):
+/// past it the answer is `503 Service Unavailable`.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The headers added to every response (unless the handler set its own value).
 pub const HEADERS: [(&str, &str); 6] = [
     ("content-security-policy", CSP),
