@@ -302,3 +302,143 @@ fn watch_via_embedded_tor() {
     }
     assert_eq!(w.terminate(), Some(0));
 }
+
+/// A SOCKS5 proxy for the test: it forwards each CONNECT to the address asked for, or, while
+/// `divert` holds an address, to that address instead (a hostile exit under the test's
+/// control, so verdict changes can be produced without touching the shared environment).
+struct DivertingSocks {
+    addr: std::net::SocketAddr,
+    divert: std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>,
+}
+
+impl DivertingSocks {
+    fn start() -> DivertingSocks {
+        use std::io::{Read as _, Write as _};
+        use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let divert: std::sync::Arc<std::sync::Mutex<Option<SocketAddr>>> = Default::default();
+        let d = divert.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let d = d.clone();
+                std::thread::spawn(move || -> std::io::Result<()> {
+                    let mut head = [0u8; 2];
+                    client.read_exact(&mut head)?;
+                    let mut methods = vec![0u8; usize::from(head[1])];
+                    client.read_exact(&mut methods)?;
+                    client.write_all(&[5, 0])?;
+                    let mut req = [0u8; 4];
+                    client.read_exact(&mut req)?;
+                    let ip: IpAddr = match req[3] {
+                        1 => {
+                            let mut b = [0u8; 4];
+                            client.read_exact(&mut b)?;
+                            b.into()
+                        }
+                        4 => {
+                            let mut b = [0u8; 16];
+                            client.read_exact(&mut b)?;
+                            b.into()
+                        }
+                        _ => return Ok(()),
+                    };
+                    let mut port = [0u8; 2];
+                    client.read_exact(&mut port)?;
+                    let asked = SocketAddr::new(ip, u16::from_be_bytes(port));
+                    let to = d.lock().unwrap().unwrap_or(asked);
+                    let Ok(upstream) = TcpStream::connect(to) else {
+                        client.write_all(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0])?;
+                        return Ok(());
+                    };
+                    client.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0])?;
+                    let (mut c2, mut u2) = (client.try_clone()?, upstream.try_clone()?);
+                    let (mut c, mut u) = (client, upstream);
+                    let up = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c2, &mut u2);
+                        let _ = u2.shutdown(std::net::Shutdown::Write);
+                    });
+                    let _ = std::io::copy(&mut u, &mut c);
+                    let _ = c.shutdown(std::net::Shutdown::Write);
+                    let _ = up.join();
+                    Ok(())
+                });
+            }
+        });
+        DivertingSocks { addr, divert }
+    }
+
+    fn divert(&self, to: Option<&str>) {
+        *self.divert.lock().unwrap() = to.map(|a| a.parse().unwrap());
+    }
+}
+
+/// Verdict changes end to end: through a SOCKS proxy the test controls, the drill's domain
+/// first matches, then the proxy turns hostile (the environment's MITM, another key: a
+/// change to `mismatch`), then honest again (a change back to `match`). Each change runs the
+/// hook once, with the previous verdict; nothing runs between changes.
+#[test]
+fn verdict_changes_run_the_hook_with_the_previous_verdict() {
+    let env = Interop::require();
+    let domain = env.str("hostile.domain").unwrap().to_owned();
+    let mitm = env.str("hostile.mitm.address").unwrap().to_owned();
+    let mitm_key = env.str("hostile.mitm.spki_sha256").unwrap().to_owned();
+    let socks = DivertingSocks::start();
+    let hooks = tempfile::tempdir().unwrap();
+    let hook = recording_hook(hooks.path());
+    let via = format!("socks5://{}", socks.addr);
+    let mut w = Watch::start(
+        &env,
+        &["--via", &via, "--interval", "2s", "--exec", &hook, &domain],
+    );
+    let runs_file = hooks.path().join("runs");
+    let wait_runs = |w: &mut Watch, n: usize| -> Vec<BTreeMap<String, String>> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let all = runs(&std::fs::read_to_string(&runs_file).unwrap_or_default());
+            if all.len() >= n {
+                return all;
+            }
+            assert!(Instant::now() < deadline, "{all:?}\n{}", w.read("stderr"));
+            assert!(
+                w.child.try_wait().unwrap().is_none(),
+                "{}",
+                w.read("stderr")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let first = wait_runs(&mut w, 1);
+    assert_eq!(first[0]["CERTWATCH_VERDICT"], "match", "{first:?}");
+    assert_eq!(first[0]["CERTWATCH_PREVIOUS_VERDICT"], "unknown");
+    assert_eq!(first[0]["CERTWATCH_VANTAGE"], "socks");
+
+    socks.divert(Some(&mitm));
+    let second = wait_runs(&mut w, 2);
+    let r = &second[1];
+    assert_eq!(r["CERTWATCH_CHANGE"], "verdict", "{second:?}");
+    assert_eq!(r["CERTWATCH_PREVIOUS_VERDICT"], "match");
+    assert_eq!(r["CERTWATCH_VERDICT"], "mismatch");
+    assert_eq!(r["CERTWATCH_PRESENTED_SPKI_SHA256"], mitm_key);
+    assert!(!r["CERTWATCH_EXPECTED"].contains(&mitm_key));
+
+    socks.divert(None);
+    let third = wait_runs(&mut w, 3);
+    let r = &third[2];
+    assert_eq!(r["CERTWATCH_PREVIOUS_VERDICT"], "mismatch", "{third:?}");
+    assert_eq!(r["CERTWATCH_VERDICT"], "match");
+    assert_eq!(
+        r["CERTWATCH_PRESENTED_SPKI_SHA256"],
+        first[0]["CERTWATCH_PRESENTED_SPKI_SHA256"]
+    );
+
+    // Nothing changes any more: no further run.
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(runs(&std::fs::read_to_string(&runs_file).unwrap()).len(), 3);
+    let stdout = w.read("stdout");
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(stdout.contains("match -> mismatch"), "{stdout}");
+    assert!(stdout.contains("mismatch -> match"), "{stdout}");
+    assert_eq!(w.terminate(), Some(0));
+}
