@@ -259,6 +259,7 @@ async fn security_headers_on_every_response() {
         "/threat-model",
         "/docs/threat-model.md",
         "/docs/api",
+        "/docs/api.md",
         "/removal",
         "/admin",
         "/healthz",
@@ -310,6 +311,9 @@ async fn home_page_has_the_form_and_the_explanation() {
     let tm = site.get("/threat-model").await;
     assert_eq!(tm.status, StatusCode::OK);
     assert!(tm.body.contains("certwatch threat model"));
+    let api = site.get("/docs/api.md").await;
+    assert!(api.header("content-type").starts_with("text/markdown"));
+    assert!(api.body.contains("POST /api/v1/checks"));
     let css = site.get("/static/site.css").await;
     assert_eq!(css.status, StatusCode::OK);
     assert!(css.header("content-type").starts_with("text/css"));
@@ -1197,6 +1201,19 @@ async fn admin_view_needs_the_token() {
         site.get("/api/v1/domains/other.example").await.status,
         StatusCode::NOT_FOUND
     );
+    // Logging out needs the CSRF token, and clears the session cookie.
+    let r = site.send(post_form("/admin/logout", Some(&both), "")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = site
+        .send(post_form(
+            "/admin/logout",
+            Some(&both),
+            &format!("csrf={csrf}"),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.header("set-cookie").starts_with("cw_admin=;"));
+    assert!(r.header("set-cookie").contains("Max-Age=0"));
     // The session expires.
     site.advance(13 * 3600);
     let r = site
