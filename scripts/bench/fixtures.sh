@@ -64,7 +64,9 @@ up() {
     done
     [ -r "$PKI/host-ec.crt" ] || die "Prosody's PKI not found in $PKI (scripts/interop-env up)"
     down 2>/dev/null || true
-    rm -rf "$DIR"; mkdir -p "$DIR/keys" "$DIR/zones" "$DIR/nsd" "$DIR/unbound"
+    # Only what this script makes: compare.sh keeps its results in $DIR/results.
+    rm -rf "$DIR/keys" "$DIR/zones" "$DIR/nsd" "$DIR/unbound"
+    mkdir -p "$DIR/keys" "$DIR/zones" "$DIR/nsd" "$DIR/unbound"
 
     local fx_ec fx_rsa p_ec p_rsa
     read -r fx_ec < <("$bin/cw-xmpp-fixture" --print-tlsa | sed -n 1p)
