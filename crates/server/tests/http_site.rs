@@ -279,6 +279,21 @@ async fn security_headers_on_every_response() {
         assert_eq!(r.header("referrer-policy"), "no-referrer", "{path}");
         assert_eq!(r.header("x-frame-options"), "DENY", "{path}");
     }
+    // HSTS only for a site served over HTTPS.
+    assert!(
+        site.get("/")
+            .await
+            .header("strict-transport-security")
+            .is_empty()
+    );
+    let https = Site::new(WebConfig {
+        secure_cookies: true,
+        ..WebConfig::default()
+    })
+    .await;
+    let r = https.get("/").await;
+    assert_eq!(r.header("strict-transport-security"), "max-age=31536000");
+    assert!(r.header("set-cookie").contains("; Secure"));
     // A POST refused for its CSRF token carries them too.
     let r = site
         .send(post_form("/checks", None, "domain=example.org"))

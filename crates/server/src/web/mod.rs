@@ -341,6 +341,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn routes(web: Shared) -> Router {
+    let https = web.settings.secure_cookies;
     Router::new()
         .route("/", get(pages::home))
         .route("/checks", post(pages::submit_check))
@@ -371,6 +372,9 @@ fn routes(web: Shared) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             security::REQUEST_TIMEOUT,
         ))
-        .layer(axum::middleware::from_fn(security::headers))
+        .layer(axum::middleware::from_fn_with_state(
+            https,
+            security::headers,
+        ))
         .with_state(web)
 }

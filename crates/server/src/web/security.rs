@@ -4,7 +4,7 @@
 //! Content-Security-Policy allows nothing else: `default-src 'none'`, styles and images from
 //! the site itself, forms posting only to the site, no framing.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -34,11 +34,19 @@ pub const HEADERS: [(&str, &str); 6] = [
     ),
 ];
 
-/// Middleware: adds [`HEADERS`] to the response, and `Cache-Control: no-store` when the
-/// handler set no caching policy (pages carry CSRF tokens and fresh results).
-pub async fn headers(request: Request, next: Next) -> Response {
+/// `Strict-Transport-Security`, sent when the site's public URL is `https://`.
+pub const HSTS: &str = "max-age=31536000";
+
+/// Middleware: adds [`HEADERS`] to the response, [`HSTS`] when `https` is true, and
+/// `Cache-Control: no-store` when the handler set no caching policy (pages carry CSRF tokens
+/// and fresh results).
+pub async fn headers(State(https): State<bool>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
+    if https {
+        h.entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HeaderValue::from_static(HSTS));
+    }
     for (name, value) in HEADERS {
         h.entry(HeaderName::from_static(name))
             .or_insert(HeaderValue::from_static(value));
