@@ -9,7 +9,8 @@
 //! - [`store`]: domains, checks (full reports), keys seen, on-demand tickets, subscriptions,
 //!   in SQLite (default) or PostgreSQL, with versioned migrations;
 //! - [`scheduler`]: claims due checks and tickets, runs them under a cap on Tor circuits per
-//!   minute, records outcomes; [`runner`]: the facade's checker over Tor, direct or SOCKS;
+//!   minute, records outcomes; [`runner`]: the facade's checker over Tor, direct or SOCKS,
+//!   with DNS refreshed on its own TTL schedule ([`dns_cache`]);
 //! - [`app`]: the state shared by the web handlers; `web`: pages, API, feeds, admin;
 //! - [`metrics`]: Prometheus text and health data; [`guard`]: the SSRF guard;
 //! - [`random`], [`clock`]: injected randomness and time.
@@ -37,6 +38,7 @@
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod dns_cache;
 pub mod guard;
 pub mod metrics;
 pub mod random;

@@ -37,6 +37,7 @@ impl TorState {
 struct Inner {
     checks: BTreeMap<&'static str, u64>,
     probes: BTreeMap<&'static str, u64>,
+    dns: BTreeMap<&'static str, u64>,
     check_errors: u64,
     skipped: u64,
     tor: Option<TorState>,
@@ -127,6 +128,18 @@ impl Metrics {
             .get(verdict.as_str())
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Counts a DNS discovery: `refresh` (on the TTL schedule), `inline` (right before a
+    /// probe: first check, failed refresh), `refresh-failed`, or `cached` (a check that used
+    /// a fresh cached discovery).
+    pub fn dns(&self, kind: &'static str) {
+        *self.lock().dns.entry(kind).or_default() += 1;
+    }
+
+    /// DNS discoveries of this kind so far.
+    pub fn dns_count(&self, kind: &str) -> u64 {
+        self.lock().dns.get(kind).copied().unwrap_or(0)
     }
 
     /// Counts checks skipped because the previous one for the domain was still running.
@@ -232,6 +245,11 @@ impl Metrics {
                 "certwatch_probes_total{{verdict=\"{}\"}} {n}",
                 v.as_str()
             );
+        }
+        out.push_str("# HELP certwatch_dns_discoveries_total DNS discoveries: on the TTL schedule (refresh), right before a probe (inline), failed refreshes, and checks that used a cached one.\n# TYPE certwatch_dns_discoveries_total counter\n");
+        for k in ["refresh", "inline", "refresh-failed", "cached"] {
+            let n = m.dns.get(k).copied().unwrap_or(0);
+            let _ = writeln!(out, "certwatch_dns_discoveries_total{{kind=\"{k}\"}} {n}");
         }
         let _ = writeln!(
             out,

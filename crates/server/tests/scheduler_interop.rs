@@ -128,3 +128,81 @@ async fn scheduled_checks_go_through_tor_and_are_stored() {
     assert_eq!(metrics.checks_with(Verdict::Mismatch), 1);
     assert_eq!(metrics.circuits_total(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_is_refreshed_on_its_own_schedule_not_before_each_probe() {
+    use certwatch_server::dns_cache::DnsSchedule;
+    let env = Interop::require();
+    let config = Config::load(
+        [
+            "certwatch-server",
+            "--via",
+            "direct",
+            "--resolver",
+            env.str("dns.unbound").unwrap(),
+            "--trust-anchor",
+            env.str("dns.trust_anchor").unwrap(),
+            "--allow-private-targets",
+            "--confirm",
+            "0",
+            "--timeout",
+            "10s",
+        ],
+        &HashMap::new(),
+    )
+    .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    // A short clamp so that the test sees a refresh within seconds (the zone's TTL is 60 s).
+    let mut schedule = DnsSchedule::default();
+    schedule.floor = Duration::from_secs(1);
+    schedule.cap = Duration::from_secs(2);
+    let runner = FacadeRunner::start_with(
+        &config,
+        metrics.clone(),
+        schedule,
+        Arc::new(certwatch_server::random::SeededRandom::new(5)),
+    )
+    .unwrap();
+    assert!(runner.ready());
+
+    // The first check looks DNS up right before probing; the second probes with the cache.
+    let first = runner.check("match.test".into()).await.unwrap();
+    assert_eq!(first.verdict, Verdict::Match);
+    assert_eq!(
+        (metrics.dns_count("inline"), metrics.dns_count("cached")),
+        (1, 0)
+    );
+    let second = runner.check("match.test".into()).await.unwrap();
+    assert_eq!(second.verdict, Verdict::Match);
+    assert_eq!(
+        (metrics.dns_count("inline"), metrics.dns_count("cached")),
+        (1, 1)
+    );
+    assert_eq!(runner.dns_cache().len(), 1);
+
+    // Without any check, the refresher looks DNS up again when the (clamped) TTL runs out.
+    let started = tokio::time::Instant::now();
+    while metrics.dns_count("refresh") == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no DNS refresh"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(metrics.dns_count("refresh-failed"), 0);
+    let third = runner.check("match.test".into()).await.unwrap();
+    assert_eq!(third.verdict, Verdict::Match);
+    assert_eq!(
+        metrics.dns_count("inline"),
+        1,
+        "the refreshed discovery was used"
+    );
+    assert!(metrics.dns_count("cached") >= 2);
+    // An unknown name: the check reports the error, nothing is cached for it.
+    assert!(
+        runner
+            .check("nxdomain-for-sure.test".into())
+            .await
+            .is_ok_and(|r| r.verdict != Verdict::Match)
+    );
+}
