@@ -1164,7 +1164,7 @@ async fn admin_view_needs_the_token() {
         )
         .await;
     assert!(r.body.contains("example.org") && r.body.contains("other.example"));
-    assert!(r.body.contains("Blocked subscribers"));
+    assert!(r.body.contains("Subscribers"));
     assert!(r.body.contains("Failed deliveries"));
     // Removal with the session needs the CSRF token.
     let r = site
@@ -1386,4 +1386,67 @@ async fn a_check_that_could_not_run_is_not_a_verdict() {
         r.body
     );
     assert!(!r.body.contains("has not been checked yet"));
+}
+
+#[tokio::test]
+async fn admin_blocks_and_unblocks_a_subscriber() {
+    let token = "block-admin-token-0123456789abcdef";
+    let site = Site::new(admin_config(token)).await;
+    site.store_plain("example.org").await;
+    let store = &site.state.store;
+    store
+        .add_subscription("example.org", "email", "<ops>@example.org", site.now())
+        .await
+        .unwrap();
+    let id = store.subscriptions(None, 10).await.unwrap()[0].id;
+    let admin_page = || {
+        Request::builder()
+            .uri("/admin")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let r = site.send(admin_page()).await;
+    assert!(r.body.contains("&lt;ops&gt;@example.org"), "{}", r.body);
+    assert!(r.body.contains(">Block</button>"));
+    // Without authentication: refused, nothing changes.
+    let r = site
+        .send(post_form(
+            "/admin/subscriptions/block",
+            None,
+            &format!("id={id}&blocked=true"),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(!store.subscriptions(None, 10).await.unwrap()[0].blocked);
+    // With the Bearer token: blocked, and the page offers to unblock.
+    let block = |blocked: bool| {
+        Request::builder()
+            .method("POST")
+            .uri("/admin/subscriptions/block")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::from(format!("id={id}&blocked={blocked}")))
+            .unwrap()
+    };
+    assert_eq!(site.send(block(true)).await.status, StatusCode::SEE_OTHER);
+    assert!(store.subscriptions(None, 10).await.unwrap()[0].blocked);
+    let r = site.send(admin_page()).await;
+    assert!(r.body.contains(">Unblock</button>"));
+    assert!(r.body.contains("blocked"));
+    assert_eq!(site.send(block(false)).await.status, StatusCode::SEE_OTHER);
+    assert!(!store.subscriptions(None, 10).await.unwrap()[0].blocked);
+    // An unknown id.
+    let r = site
+        .send(
+            Request::builder()
+                .method("POST")
+                .uri("/admin/subscriptions/block")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::from("id=999999&blocked=true"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

@@ -1,5 +1,5 @@
 //! The admin view, behind a token: list and remove domains, read the operators' removal
-//! requests; the places where the next issues put blocked subscribers and failed
+//! requests, block or unblock subscribers; a placeholder where the alert issue puts failed
 //! deliveries.
 //!
 //! Authentication: `Authorization: Bearer TOKEN`, or a login form (with CSRF) that sets a
@@ -34,6 +34,8 @@ pub const SESSION_COOKIE: &str = "cw_admin";
 pub const SESSION_SECS: i64 = 12 * 3600;
 /// Domains per page of the list.
 pub const PAGE_SIZE: u32 = 50;
+/// Subscriptions listed on the admin page (the newest).
+pub const SUBSCRIPTIONS_SHOWN: u32 = 200;
 
 /// How a request proved it is the administrator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +191,10 @@ pub async fn dashboard(
         Ok(r) => r,
         Err(e) => return internal(&e),
     };
+    let subscriptions = match web.app.store.subscriptions(None, SUBSCRIPTIONS_SHOWN).await {
+        Ok(s) => s,
+        Err(e) => return internal(&e),
+    };
     let body = html! {
         h1 { "Admin" }
         form method="post" action="/admin/logout" {
@@ -249,9 +255,42 @@ pub async fn dashboard(
                 p class="hint" { "Verify that the requester runs the domain (for example by the contact address), then remove it above." }
             }
         }
-        section aria-labelledby="subscribers" class="placeholder" {
-            h2 id="subscribers" { "Blocked subscribers" }
-            p { strong { "Coming next: " } "blocking a subscriber (email, webhook, XMPP) arrives with subscriptions (issues 9 and 10)." }
+        section aria-labelledby="subscribers" {
+            h2 id="subscribers" { "Subscribers" }
+            p class="hint" { "The newest " (SUBSCRIPTIONS_SHOWN) ". A blocked subscription is kept (so it cannot simply be made again) but receives nothing, and no longer keeps its domain watched. Subscribing itself arrives with the alert issues." }
+            @if subscriptions.is_empty() { p { "None." } } @else {
+                div class="table-wrap" {
+                    table {
+                        thead { tr {
+                            th scope="col" { "Domain" } th scope="col" { "Channel" } th scope="col" { "Address" }
+                            th scope="col" { "Since" } th scope="col" { "State" } th scope="col" { "Action" }
+                        } }
+                        tbody {
+                            @for sub in &subscriptions {
+                                tr {
+                                    td { (sub.domain) }
+                                    td { (sub.channel) }
+                                    td { (sub.address) }
+                                    td { (rfc3339(sub.created_at)) }
+                                    td {
+                                        @if sub.blocked { "blocked" }
+                                        @else if sub.confirmed_at.is_some() { "active" }
+                                        @else { "unconfirmed" }
+                                    }
+                                    td {
+                                        form method="post" action="/admin/subscriptions/block" {
+                                            (csrf_field(&issued.token))
+                                            input type="hidden" name="id" value=(sub.id);
+                                            input type="hidden" name="blocked" value=(if sub.blocked { "false" } else { "true" });
+                                            button type="submit" { @if sub.blocked { "Unblock" } @else { "Block" } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
         section aria-labelledby="deliveries" class="placeholder" {
             h2 id="deliveries" { "Failed deliveries" }
@@ -370,21 +409,10 @@ pub async fn remove_domain(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if web.settings.admin_token_sha256.is_none() {
-        return disabled();
-    }
-    let Some(auth) = authenticate(&web, &headers) else {
-        return unauthorized();
-    };
-    let form: RemoveForm = match read_form(body) {
+    let form: RemoveForm = match admin_form(&web, &headers, body) {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    if auth == Auth::Session
-        && let Err(e) = web.csrf.verify(&headers, form.csrf.as_deref())
-    {
-        return csrf_refused(e);
-    }
     let domain = match normalise_domain(&form.domain) {
         Ok(d) => d,
         Err(_) => {
@@ -404,6 +432,75 @@ pub async fn remove_domain(
             StatusCode::NOT_FOUND,
             "Unknown domain",
             &format!("{domain} is not in the list."),
+        ),
+        Err(e) => internal(&e),
+    }
+}
+
+/// The block form's fields.
+#[derive(Debug, Deserialize)]
+pub struct BlockForm {
+    /// The subscription's id.
+    #[serde(default)]
+    pub id: i64,
+    /// `true` to block, `false` to unblock.
+    #[serde(default)]
+    pub blocked: bool,
+    /// The CSRF token (needed with a session cookie, not with a Bearer token).
+    #[serde(default)]
+    pub csrf: Option<String>,
+}
+
+/// Reads an admin form: the administrator's authentication, the body, and the CSRF token
+/// when the request is authenticated by the session cookie.
+fn admin_form<T: serde::de::DeserializeOwned + super::pages::CsrfForm>(
+    web: &Web,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, Box<Response>> {
+    if web.settings.admin_token_sha256.is_none() {
+        return Err(Box::new(disabled()));
+    }
+    let auth = authenticate(web, headers).ok_or_else(|| Box::new(unauthorized()))?;
+    let form: T = read_form(body)?;
+    if auth == Auth::Session {
+        web.csrf
+            .verify(headers, form.csrf())
+            .map_err(|e| Box::new(csrf_refused(e)))?;
+    }
+    Ok(form)
+}
+
+csrf_form!(RemoveForm, BlockForm);
+
+/// `POST /admin/subscriptions/block`: blocks or unblocks a subscription.
+pub async fn block_subscription(
+    State(web): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form: BlockForm = match admin_form(&web, &headers, body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    match web
+        .app
+        .store
+        .set_subscription_blocked(form.id, form.blocked)
+        .await
+    {
+        Ok(true) => {
+            tracing::info!(
+                "admin {} subscription {}",
+                if form.blocked { "blocked" } else { "unblocked" },
+                form.id
+            );
+            Redirect::to("/admin").into_response()
+        }
+        Ok(false) => error_page(
+            StatusCode::NOT_FOUND,
+            "Unknown subscription",
+            "There is no such subscription.",
         ),
         Err(e) => internal(&e),
     }

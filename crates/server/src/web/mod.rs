@@ -28,7 +28,7 @@
 //! - [`api`]: `/api/v1/...` (the stored report in the CLI's JSON schema, on-demand checks),
 //!   `/healthz`, `/metrics`;
 //! - [`feed`]: the Atom feed per domain;
-//! - [`admin`]: the admin view behind a token;
+//! - [`admin`]: the admin view behind a token (domains, removal requests, subscribers);
 //! - [`csrf`]: HMAC-signed double-submit tokens bound to a cookie;
 //! - [`ratelimit`]: per-client and global limits on on-demand checks;
 //! - [`security`]: the security headers on every response and the body size limit;
@@ -366,6 +366,10 @@ fn routes(web: Shared) -> Router {
         .route("/admin/login", post(admin::login))
         .route("/admin/logout", post(admin::logout))
         .route("/admin/domains/remove", post(admin::remove_domain))
+        .route(
+            "/admin/subscriptions/block",
+            post(admin::block_subscription),
+        )
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(security::MAX_BODY_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
