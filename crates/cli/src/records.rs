@@ -406,8 +406,22 @@ fn render_live(
                     }
                 }
             }
+            // What the owner publishes today (from the check's entries).
+            let published: Vec<String> = report
+                .endpoints
+                .iter()
+                .filter(|e| e.target == *target && e.port == *port)
+                .flat_map(|e| e.tlsa.iter().map(ToString::to_string))
+                .collect();
+            let status = if published.iter().any(|r| *r == format!("3 1 1 {key}")) {
+                "; already published"
+            } else if published.is_empty() {
+                ""
+            } else {
+                "; NOT in the published TLSA RRset"
+            };
             out.text.push_str(&format!(
-                "; {} key seen at {} from {}\n{target_line}\n",
+                "; {} key seen at {} from {}{status}\n{target_line}\n",
                 if types.is_empty() {
                     "unknown".to_owned()
                 } else {
@@ -492,6 +506,11 @@ mod tests {
     /// A survey of one c2s target seen from direct and two exits; `exit2_key` is what the
     /// second exit saw.
     fn survey(exit2_key: &str, agreed: bool) -> KeySurvey {
+        survey_with(exit2_key, agreed, &[])
+    }
+
+    fn survey_with(exit2_key: &str, agreed: bool, published: &[&str]) -> KeySurvey {
+        let tlsa: Vec<String> = published.iter().map(|k| format!("3 1 1 {k}")).collect();
         let sighting = |v: &str, k: &str| {
             serde_json::json!({"vantage": v, "spki_sha256": k, "key_proven": true,
                 "key_type": "ecdsa", "error": null})
@@ -503,7 +522,7 @@ mod tests {
                 "endpoints": [{
                     "service": "c2s-starttls", "target": "xmpp.example.org", "port": 5222,
                     "address": "192.0.2.1", "dnssec": "secure", "dnssec_reason": null,
-                    "tlsa": [], "verdict": "no-records", "reason": "no-tlsa",
+                    "tlsa": tlsa, "verdict": "no-records", "reason": "no-tlsa",
                     "presented_spki_sha256": K1, "matched_record": null,
                     "vantage": "tor:192.0.2.10", "key_type": "ecdsa", "error": null
                 }],
@@ -544,6 +563,27 @@ mod tests {
             out.text
         );
         assert!(out.warnings[0].contains("pin whatever key the connection presented"));
+    }
+
+    #[test]
+    fn each_key_says_whether_it_is_already_published() {
+        let out = render_live(&survey_with(K2, false, &[K1]), 0, 3600, None, "tor").unwrap();
+        let comments: Vec<&str> = out
+            .text
+            .lines()
+            .filter(|l| l.contains("key seen"))
+            .collect();
+        assert_eq!(comments.len(), 2, "{}", out.text);
+        assert!(
+            comments[0].ends_with("; already published"),
+            "{}",
+            comments[0]
+        );
+        assert!(
+            comments[1].ends_with("; NOT in the published TLSA RRset"),
+            "{}",
+            comments[1]
+        );
     }
 
     #[test]

@@ -94,6 +94,13 @@ fn live_lines_are_the_keys_of_every_endpoint_with_the_trust_warning() {
         run.stdout
             .contains("; rsa key seen at 127.0.0.1 from direct")
     );
+    // match.test already publishes both keys, and each comment says so.
+    assert_eq!(
+        run.stdout.matches("from direct; already published").count(),
+        8,
+        "{}",
+        run.stdout
+    );
     // The trust warning, with the offline alternatives.
     assert!(
         run.stderr
@@ -343,5 +350,40 @@ fn confirm_never_pins_a_hostile_exits_key() {
     assert!(
         refusals >= 1,
         "the hostile exit {exit} was never among the vantage points"
+    );
+}
+
+/// Several targets, one of them wrong: every key seen is printed, the wrong one marked as
+/// not in the published RRset, and a warning says the server may be intercepted.
+#[test]
+fn a_key_outside_the_published_rrset_is_marked_and_warned_about() {
+    let env = Interop::require();
+    let run = records(
+        &env,
+        &[
+            "--via",
+            "direct",
+            "--services",
+            "c2s-starttls",
+            "multi-wrong.test",
+        ],
+    );
+    assert_eq!(run.code, 0);
+    let other = spki(&env, "other-ec");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.ends_with(&other) && !l.starts_with(';'))
+        .expect("the wrong key's line");
+    assert!(
+        lines[at - 1].ends_with("; NOT in the published TLSA RRset"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("; already published"));
+    assert!(
+        run.stderr.contains("do NOT match the key presented"),
+        "{}",
+        run.stderr
     );
 }
