@@ -44,6 +44,16 @@
 //!   1000 kept, one per domain and contact);
 //! - `stats(now) -> StoreStats` (health and metrics).
 //!
+//! # Extending the schema (issues 9 and 10)
+//! Add `migrations/sqlite/000N_name.sql` and `migrations/postgres/000N_name.sql` (same
+//! tables; `BIGINT`/`BIGSERIAL` on PostgreSQL where SQLite says `INTEGER`), list both in
+//! `ops.rs` (`MIGRATIONS_SQLITE`, `MIGRATIONS_POSTGRES`) and bump [`CURRENT_VERSION`]. Write
+//! SQL once with `$1` placeholders (SQLite receives `?1`) and put each state change in one
+//! `ops` function, run by `Store::tx` as one transaction. The `subscriptions` table (channel,
+//! address, `confirmed_at`, `blocked`) already decides who is watched; an outbox row that must
+//! not be lost belongs in the same transaction as the check that caused it, that is in
+//! `ops::finish` (or a variant of it).
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use certwatch_server::store::{Store, TicketState};
