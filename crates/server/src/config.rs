@@ -421,7 +421,7 @@ enum Source {
 
 fn source_name(source: Source, key: &str) -> String {
     match source {
-        Source::Default => "the default".into(),
+        Source::Default => "the configuration".into(),
         Source::File => "the config file".into(),
         Source::Env => format!("CERTWATCH_{}", key.to_ascii_uppercase()),
         Source::Flag => format!("--{}", key.replace('_', "-")),
