@@ -52,6 +52,8 @@ const AFTER_HELP: &str = "\
 A change is: the first result of a domain (from `unknown`), a change of its verdict, or a
 change of the set of keys its servers presented while the verdict stays the same (a new
 key, even a matching one, is worth knowing about). Nothing is printed while nothing changes.
+An indeterminate result after a conclusive one is checked again (after a tenth of the
+interval, 1-30 s) before it counts.
 
 Hook environment (see docs/watch.md for an example hook script):
   CERTWATCH_DOMAIN                  the domain (A-label)
@@ -169,6 +171,11 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// The last state recorded for `domain`.
+    pub fn last(&self, domain: &str) -> Option<&State> {
+        self.states.get(domain)
+    }
+
     /// Records a new state of `domain`; returns the change, if it is one.
     pub fn observe(&mut self, domain: &str, state: State) -> Option<Change> {
         let previous = self.states.insert(domain.to_owned(), state.clone());
@@ -184,6 +191,19 @@ impl Tracker {
             current: state,
         })
     }
+}
+
+/// Whether an indeterminate result should be checked again before it counts: only right
+/// after a conclusive state (an unknown or already indeterminate domain reports at once).
+fn should_retry(last: Option<&State>, current: &State) -> bool {
+    const INDETERMINATE: &str = "indeterminate";
+    current.verdict == INDETERMINATE && last.is_some_and(|l| l.verdict != INDETERMINATE)
+}
+
+/// How long to wait before re-checking an indeterminate result: a tenth of the interval,
+/// between 1 s and 30 s.
+fn retry_delay(interval: Duration) -> Duration {
+    (interval / 10).clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
 /// Space-separated distinct values, in first-seen order.
@@ -440,6 +460,7 @@ async fn stop_signal() {
 /// hooks of one domain never overlap).
 async fn watch_domain(shared: &Shared, domain: String, offset: Duration) {
     let mut tracker = Tracker::default();
+    let mut retried = false;
     tokio::time::sleep(offset).await;
     loop {
         let started = tokio::time::Instant::now();
@@ -465,7 +486,21 @@ async fn watch_domain(shared: &Shared, domain: String, offset: Duration) {
         let name = report
             .as_ref()
             .map_or(domain.as_str(), |r| r.domain.as_str());
-        if let Some(change) = tracker.observe(name, state) {
+        // REFERENCE §3: indeterminate means "retry, and report if persistent". After a
+        // conclusive state, an indeterminate result is checked again once, shortly, before
+        // it counts as a change (a Tor circuit failure is not news).
+        if !retried && should_retry(tracker.last(&domain), &state) {
+            retried = true;
+            let delay = retry_delay(shared.interval);
+            eprintln!(
+                "certwatch: {name}: indeterminate after a conclusive result; checking again in {}",
+                humantime::format_duration(delay)
+            );
+            tokio::time::sleep(delay).await;
+            continue;
+        }
+        retried = false;
+        if let Some(change) = tracker.observe(&domain, state) {
             let at = now_rfc3339();
             if shared.json {
                 println!("{}", change_json(name, &change, &at, &report_json));
@@ -643,6 +678,29 @@ mod tests {
         assert_eq!(v["previous_presented_spki_sha256"][0], k1);
         assert_eq!(v["presented_spki_sha256"][0], k2);
         assert_eq!(v["report"]["x"], 1);
+    }
+
+    #[test]
+    fn an_indeterminate_result_after_a_conclusive_one_is_retried_once() {
+        let ok = state("match", &["aa"]);
+        let unsure = state("indeterminate", &[]);
+        // First result: report at once, whatever it is.
+        assert!(!should_retry(None, &unsure));
+        // After a conclusive state: retry before reporting.
+        assert!(should_retry(Some(&ok), &unsure));
+        assert!(should_retry(Some(&state("mismatch", &["bb"])), &unsure));
+        // Already indeterminate, or a conclusive result: no retry.
+        assert!(!should_retry(Some(&unsure), &unsure));
+        assert!(!should_retry(Some(&ok), &state("mismatch", &["bb"])));
+        assert_eq!(retry_delay(Duration::from_secs(2)), Duration::from_secs(1));
+        assert_eq!(
+            retry_delay(Duration::from_secs(100)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            retry_delay(Duration::from_secs(900)),
+            Duration::from_secs(30)
+        );
     }
 
     #[test]

@@ -442,3 +442,41 @@ fn verdict_changes_run_the_hook_with_the_previous_verdict() {
     assert!(stdout.contains("mismatch -> match"), "{stdout}");
     assert_eq!(w.terminate(), Some(0));
 }
+
+/// An indeterminate result right after a conclusive one is checked again before it counts:
+/// a failure that is gone by then raises nothing; one that persists is a change.
+#[test]
+fn a_transient_failure_is_rechecked_before_it_counts() {
+    let env = Interop::require();
+    let domain = env.str("hostile.domain").unwrap().to_owned();
+    let socks = DivertingSocks::start();
+    let hooks = tempfile::tempdir().unwrap();
+    let hook = recording_hook(hooks.path());
+    let via = format!("socks5://{}", socks.addr);
+    // --interval 2s: the re-check comes 1 s after the failure.
+    let mut w = Watch::start(
+        &env,
+        &["--via", &via, "--interval", "2s", "--exec", &hook, &domain],
+    );
+    let runs_file = hooks.path().join("runs");
+    let count = || runs(&std::fs::read_to_string(&runs_file).unwrap_or_default()).len();
+    w.wait_for("stdout", |t| t.lines().count() == 1);
+    assert_eq!(count(), 1);
+    // Nothing listens on the discard port: the proxy refuses, the probe is inconclusive.
+    socks.divert(Some("127.0.0.1:9"));
+    w.wait_for("stderr", |t| t.contains("checking again"));
+    socks.divert(None);
+    // The re-check matches: no change, no hook run, for several intervals.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(count(), 1, "{}", w.read("stdout"));
+    assert_eq!(w.read("stdout").lines().count(), 1);
+    // A failure that persists past the re-check is a change.
+    socks.divert(Some("127.0.0.1:9"));
+    let stdout = w.wait_for("stdout", |t| t.lines().count() == 2);
+    assert!(stdout.contains("match -> indeterminate"), "{stdout}");
+    let all = runs(&std::fs::read_to_string(&runs_file).unwrap());
+    assert_eq!(all[1]["CERTWATCH_VERDICT"], "indeterminate");
+    assert_eq!(all[1]["CERTWATCH_PREVIOUS_VERDICT"], "match");
+    assert_eq!(all[1]["CERTWATCH_PRESENTED_SPKI_SHA256"], "");
+    assert_eq!(w.terminate(), Some(0));
+}
