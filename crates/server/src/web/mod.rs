@@ -3,7 +3,7 @@
 //! headers, body size limits).
 //!
 //! The public entry point is [`router`], which builds the axum `Router` for an
-//! [`AppState`](crate::app::AppState). Serve it with connection info, so that the rate
+//! [`AppState`]. Serve it with connection info, so that the rate
 //! limiter sees the peer's address:
 //!
 //! ```no_run
