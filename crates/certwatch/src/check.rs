@@ -110,8 +110,8 @@ impl Checker {
     /// `vantage_rounds` = N, every target is probed again in N rounds, each round on a fresh
     /// circuit isolation (so one new circuit per round, not per target) whose exits must
     /// all be new, unseen by the check and by earlier rounds (rounds that repeat an exit, or
-    /// where no probe was conclusive, are retried, up to 3N+2 attempts; fewer rounds result
-    /// when the network has too few exits), and then once directly unless the transport is
+    /// where no probe was conclusive, are retried, up to 3N+2 attempts, or twice that while
+    /// no round has counted; fewer rounds result when the network has too few exits), and then once directly unless the transport is
     /// already direct (over the direct transport, one round only: there is one vantage
     /// point). [`TargetKeys::agreed_spki_sha256`] is set only when every vantage point that
     /// saw a key saw the same proven key, no vantage point saw an unproven key, and at
@@ -440,8 +440,9 @@ impl Checker {
     /// A round uses one fresh [`CheckIsolation`] for all its jobs (one new circuit, not one
     /// per job). A round counts when at least one of its probes is conclusive and none of
     /// its exits is in `exits` (the check's own exits) or was seen in an earlier round;
-    /// otherwise it is retried, up to `3n + 2` attempts. Over the direct transport one round
-    /// is made: there is one vantage point.
+    /// otherwise it is retried, up to `3n + 2` attempts (twice that while no round has
+    /// counted yet). Over the direct transport one round is made: there is one vantage
+    /// point.
     async fn vantage_rounds(
         &self,
         jobs: &[(ProbeTarget, KeyRequest)],
@@ -456,7 +457,12 @@ impl Checker {
         let wanted = if direct_only { 1 } else { n };
         let max_attempts = 3 * wanted + 2;
         let (mut rounds, mut attempts) = (0, 0);
-        while rounds < wanted && attempts < max_attempts {
+        // When no new exit answered at all within the budget, keep trying as long again:
+        // without a second exit, a hostile first exit and the direct path are exactly half,
+        // and the fail-safe rule would call that a server-side interception.
+        while rounds < wanted
+            && (attempts < max_attempts || (rounds == 0 && attempts < 2 * max_attempts))
+        {
             attempts += 1;
             let isolation = CheckIsolation::new();
             let results = self.probe_jobs(&self.prober, &isolation, jobs).await;

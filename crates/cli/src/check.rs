@@ -123,7 +123,27 @@ fn mark(v: Verdict) -> &'static str {
     }
 }
 
-fn entry_line(e: &EndpointReport) -> String {
+/// Why an entry's own verdict does not count, when a confirmation superseded it: the check
+/// saw a mismatch through one vantage point, and the other vantage points overruled it.
+fn superseded(r: &Report, e: &EndpointReport) -> Option<(&'static str, &'static str)> {
+    let c = r.confirmation.as_ref()?;
+    if e.verdict != Verdict::Mismatch || r.verdict == Verdict::Mismatch {
+        return None;
+    }
+    match c.classification {
+        Classification::HostileExit => Some((
+            "[EXIT]",
+            "a hostile exit: the other vantage points saw the published key",
+        )),
+        Classification::Indeterminate => Some((
+            "[ ?? ]",
+            "unconfirmed: too few vantage points answered the confirmation",
+        )),
+        _ => None,
+    }
+}
+
+fn entry_line(e: &EndpointReport, superseded: Option<(&str, &str)>) -> String {
     let address = e
         .address
         .map_or_else(|| "(no address)".to_owned(), |a| a.to_string());
@@ -134,7 +154,7 @@ fn entry_line(e: &EndpointReport) -> String {
     };
     let mut line = format!(
         "{:7} {:12} {}:{} [{}] {}: {}",
-        mark(e.verdict),
+        superseded.map_or_else(|| mark(e.verdict), |(m, _)| m),
         e.service.as_str(),
         e.target,
         e.port,
@@ -144,6 +164,9 @@ fn entry_line(e: &EndpointReport) -> String {
     );
     if let Some(r) = e.reason {
         line.push_str(&format!(" ({r})"));
+    }
+    if let Some((_, why)) = superseded {
+        line.push_str(&format!(" [superseded by the confirmation: {why}]"));
     }
     if e.dnssec.as_str() != "secure" {
         line.push_str(&format!("; DNSSEC {}", e.dnssec));
@@ -175,7 +198,7 @@ pub(crate) fn human(r: &Report) -> String {
     }
     for e in &r.endpoints {
         out.push_str("  ");
-        out.push_str(&entry_line(e));
+        out.push_str(&entry_line(e, superseded(r, e)));
     }
     if let Some(c) = &r.confirmation {
         let class = match c.classification {
@@ -217,6 +240,43 @@ pub(crate) fn human(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn confirmed(domain_verdict: &str, classification: &str) -> Report {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "domain": "example.org",
+            "checked_at": "2026-11-28T19:00:00Z", "verdict": domain_verdict,
+            "endpoints": [{
+                "service": "c2s-starttls", "target": "xmpp.example.org", "port": 5222,
+                "address": "192.0.2.1", "dnssec": "secure", "dnssec_reason": null,
+                "tlsa": [format!("3 1 1 {}", "ab".repeat(32))], "verdict": "mismatch",
+                "reason": "key-not-in-tlsa", "presented_spki_sha256": "cd".repeat(32),
+                "matched_record": null, "vantage": "tor:192.0.2.13", "key_type": "ecdsa",
+                "error": null
+            }],
+            "confirmation": {"vantage_points": 4, "distinct_exits": 3,
+                "classification": classification, "diversity_verified": true},
+            "setup": {"zone_lines": [], "advice": []},
+            "warnings": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_overruled_mismatch_is_marked_as_superseded() {
+        let text = human(&confirmed("match", "hostile-exit"));
+        assert!(text.starts_with("[ OK ] example.org: match"), "{text}");
+        assert!(text.contains("  [EXIT]  c2s-starttls"), "{text}");
+        assert!(text.contains(
+            "mismatch (key-not-in-tlsa) [superseded by the confirmation: a hostile exit"
+        ));
+        let text = human(&confirmed("indeterminate", "indeterminate"));
+        assert!(text.contains("  [ ?? ]  c2s-starttls"), "{text}");
+        assert!(text.contains("[superseded by the confirmation: unconfirmed"));
+        // A confirmed interception stays a failure.
+        let text = human(&confirmed("mismatch", "server-side-interception"));
+        assert!(text.contains("  [FAIL]  c2s-starttls"), "{text}");
+        assert!(!text.contains("superseded"));
+    }
 
     #[test]
     fn marks_tell_classes_apart() {
