@@ -325,7 +325,12 @@ async fn home_page_has_the_form_and_the_explanation() {
     // The threat model is served, from docs/threat-model.md.
     let tm = site.get("/threat-model").await;
     assert_eq!(tm.status, StatusCode::OK);
-    assert!(tm.body.contains("certwatch threat model"));
+    assert!(
+        tm.body.contains("<h1>certwatch threat model</h1>"),
+        "{}",
+        tm.body
+    );
+    assert!(tm.body.contains("<h2>"));
     let api = site.get("/docs/api.md").await;
     assert!(api.header("content-type").starts_with("text/markdown"));
     assert!(api.body.contains("POST /api/v1/checks"));

@@ -479,10 +479,25 @@ pub async fn api_doc() -> Response {
     doc_page("API", API_DOC, "/docs/api.md")
 }
 
+/// Markdown to HTML for the site's own documents. Raw HTML in the Markdown is shown as text,
+/// never passed through, so even these compiled-in files cannot put markup on a page.
+pub fn markdown_to_html(text: &str) -> String {
+    use pulldown_cmark::{Event, Options, Parser, html};
+    let parser = Parser::new_ext(text, Options::ENABLE_TABLES).map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        other => other,
+    });
+    let mut out = String::with_capacity(text.len() * 3 / 2);
+    html::push_html(&mut out, parser);
+    out
+}
+
 fn doc_page(title: &str, text: &str, raw: &str) -> Response {
     let body = html! {
-        p class="hint" { "The Markdown source, shown as text (" a href=(raw) { "raw" } ")." }
-        pre class="doc" tabindex="0" { (text) }
+        article class="doc" {
+            (maud::PreEscaped(markdown_to_html(text)))
+        }
+        p class="hint" { "The Markdown source: " a href=(raw) { (raw) } "." }
     };
     respond(
         StatusCode::OK,
@@ -649,4 +664,21 @@ pub async fn submit_removal(
             body,
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::markdown_to_html;
+
+    #[test]
+    fn markdown_renders_structure_and_escapes_raw_html() {
+        let html = markdown_to_html(
+            "# Title\n\n- a `code`\n\n| x | y |\n|---|---|\n| 1 | 2 |\n\n<script>alert(1)</script>\n",
+        );
+        assert!(html.contains("<h1>Title</h1>"), "{html}");
+        assert!(html.contains("<li>a <code>code</code></li>"), "{html}");
+        assert!(html.contains("<table>"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+    }
 }
