@@ -211,7 +211,15 @@ async fn the_circuit_cap_spreads_checks_over_minutes() {
         subscribe(&s.store, &format!("d{i:02}.example")).await;
     }
     let fake = Fake::new(Duration::from_secs(1));
+    let metrics = s.metrics.clone();
+    let probe = tokio::spawn(async move {
+        // Mid-run the cap holds work back: the scheduler reports its lag.
+        tokio::time::sleep(Duration::from_secs(150)).await;
+        metrics.health().scheduler_lag_seconds
+    });
     run_for(&s, &fake, config(6, 20, Duration::from_secs(300)), 299).await;
+    let lag = probe.await.unwrap();
+    assert!((100..=150).contains(&lag), "lag {lag}");
     let starts = fake.all_starts();
     assert_eq!(starts.len(), 20, "{starts:?}");
     // In any 60 s window, at most 6 starts.
@@ -287,4 +295,28 @@ async fn nothing_runs_before_the_transport_is_ready_and_a_request_wakes_the_work
         other => panic!("expected Done, got {other:?}"),
     }
     sched.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn jitter_spreads_next_checks_within_its_bound() {
+    let s = setup().await;
+    for i in 0..10 {
+        subscribe(&s.store, &format!("j{i}.example")).await;
+    }
+    let fake = Fake::new(Duration::from_secs(1));
+    let mut c = config(60, 10, Duration::from_secs(300));
+    c.jitter = Duration::from_secs(60);
+    run_for(&s, &fake, c, 1000).await;
+    let mut second: Vec<u64> = Vec::new();
+    for i in 0..10 {
+        let starts = fake.starts_of(&format!("j{i}.example"));
+        assert_eq!(starts.len(), 2, "{starts:?}");
+        assert!(starts[0] <= 2);
+        // Slot 900, shifted by at most 60 s either way (plus the 1 s tick).
+        assert!((840..=962).contains(&starts[1]), "{starts:?}");
+        second.push(starts[1]);
+    }
+    second.sort_unstable();
+    second.dedup();
+    assert!(second.len() > 3, "jitter spreads the checks: {second:?}");
 }
