@@ -211,3 +211,44 @@ fn bad_values_name_their_source() {
         Err(e @ ConfigError::Help(_)) if e.is_help()
     ));
 }
+
+#[test]
+fn environment_lists_and_booleans() {
+    let c = Config::load(
+        ["certwatch-server"],
+        &env(&[
+            ("CERTWATCH_ALLOW_PRIVATE_TARGETS", "yes"),
+            ("CERTWATCH_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+            ("CERTWATCH_RESOLVER", "127.0.0.1:5354,192.0.2.53"),
+            ("CERTWATCH_VIA", "socks5://127.0.0.1:9050"),
+            ("CERTWATCH_ADMIN_TOKEN_HASH", &"AB".repeat(32)),
+        ]),
+    )
+    .unwrap();
+    assert!(c.allow_private_targets);
+    assert!(c.is_trusted_proxy("10.9.9.9".parse().unwrap()));
+    assert!(c.is_trusted_proxy("::1".parse().unwrap()));
+    assert!(!c.is_trusted_proxy("::2".parse().unwrap()));
+    assert_eq!(
+        c.resolvers,
+        vec!["127.0.0.1:5354".to_owned(), "192.0.2.53".to_owned()]
+    );
+    assert_eq!(c.via, Via::Socks("127.0.0.1:9050".parse().unwrap()));
+    assert_eq!(c.admin_token_hash, Some("ab".repeat(32)));
+    // A flag turns it on; the environment may turn it off when no flag is given.
+    let off = Config::load(
+        ["certwatch-server"],
+        &env(&[("CERTWATCH_ALLOW_PRIVATE_TARGETS", "false")]),
+    )
+    .unwrap();
+    assert!(!off.allow_private_targets);
+    let e = Config::load(
+        ["certwatch-server"],
+        &env(&[("CERTWATCH_ALLOW_PRIVATE_TARGETS", "maybe")]),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("CERTWATCH_ALLOW_PRIVATE_TARGETS"),
+        "{e}"
+    );
+}
