@@ -118,6 +118,10 @@ async fn the_store_works_on_postgres() {
         .unwrap();
     assert_eq!(again.removal_requests(5).await.unwrap().len(), 1);
     assert!(again.remove_domain("xn--exmple-cua.org").await.unwrap());
+    // One web secret for every instance on the database.
+    let secret = store.web_secret().await.unwrap();
+    assert_eq!(secret.len(), 32);
+    assert_eq!(again.web_secret().await.unwrap(), secret);
     assert_eq!(store.count_domains().await.unwrap(), 0);
 }
 

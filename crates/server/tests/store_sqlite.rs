@@ -469,8 +469,12 @@ async fn a_file_database_keeps_everything_across_a_reopen() {
         );
         store.request_check("example.org", T0).await.unwrap().id
     };
+    let secret = Store::open(&url).await.unwrap().web_secret().await.unwrap();
+    assert_eq!(secret.len(), 32);
     let store = Store::open(&url).await.unwrap();
     assert_eq!(store.ticket(&id).await.unwrap(), Some(TicketState::Queued));
+    // The web secret is made once and kept.
+    assert_eq!(store.web_secret().await.unwrap(), secret);
     assert_eq!(
         store.schema_version().await.unwrap(),
         certwatch_server::store::CURRENT_VERSION

@@ -42,6 +42,7 @@
 //! - `request_removal(domain, contact, message, now)` and `removal_requests(limit) ->
 //!   Vec<RemovalRequest>` (an operator's removal request, recorded for the admin; at most
 //!   1000 kept, one per domain and contact);
+//! - `web_secret() -> Vec<u8>` (32 bytes, made once, shared by all instances);
 //! - `stats(now) -> StoreStats` (health and metrics).
 //!
 //! # Extending the schema (issues 9 and 10)
@@ -674,6 +675,25 @@ impl Store {
     /// The newest `limit` removal requests.
     pub async fn removal_requests(&self, limit: u32) -> Result<Vec<RemovalRequest>, StoreError> {
         self.tx(move |tx| ops::removal_requests(tx, limit)).await
+    }
+
+    /// The web secret (32 random bytes) shared by every instance on this database: made on
+    /// first use and kept, so that CSRF tokens and admin sessions signed by one instance are
+    /// accepted by the others, and survive restarts. Never logged.
+    pub async fn web_secret(&self) -> Result<Vec<u8>, StoreError> {
+        let mut fresh = [0u8; 32];
+        self.random.fill(&mut fresh);
+        let fresh = hex::encode(fresh);
+        let stored = self
+            .tx(move |tx| ops::setting_or_insert(tx, "web_secret", fresh))
+            .await?;
+        hex::decode(stored.trim())
+            .ok()
+            .filter(|b| b.len() >= 32)
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "settings.web_secret".into(),
+                reason: "not 32 bytes of hex".into(),
+            })
     }
 
     /// Counts for health and metrics, at `now`.

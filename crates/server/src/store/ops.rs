@@ -9,7 +9,7 @@ use super::{
 };
 
 /// The newest schema version this program knows.
-pub const CURRENT_VERSION: i64 = 2;
+pub const CURRENT_VERSION: i64 = 3;
 
 /// Checks older than this are deleted (the domain's latest check is always kept).
 pub const HISTORY_RETENTION_SECS: i64 = 90 * 86_400;
@@ -26,12 +26,17 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_removal_requests.sql"),
     ),
+    (3, include_str!("../../migrations/sqlite/0003_settings.sql")),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (
         2,
         include_str!("../../migrations/postgres/0002_removal_requests.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_settings.sql"),
     ),
 ];
 
@@ -756,4 +761,26 @@ pub(crate) fn set_subscription_blocked(
         "UPDATE subscriptions SET blocked = $2 WHERE id = $1",
         &[id.into(), i64::from(blocked).into()],
     )? > 0)
+}
+
+/// The setting `key`, created with `fresh` when absent (first writer wins).
+pub(crate) fn setting_or_insert(
+    tx: &mut dyn Tx,
+    key: &str,
+    fresh: String,
+) -> Result<String, StoreError> {
+    let insert = match tx.dialect() {
+        Dialect::Sqlite => "INSERT OR IGNORE INTO settings (key, value) VALUES ($1, $2)",
+        Dialect::Postgres => {
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+        }
+    };
+    tx.exec(insert, &[key.into(), fresh.into()])?;
+    let rows = tx.query("SELECT value FROM settings WHERE key = $1", &[key.into()])?;
+    rows.first()
+        .and_then(|r| r.text(0))
+        .ok_or_else(|| StoreError::Corrupt {
+            what: format!("settings.{key}"),
+            reason: "missing after insert".into(),
+        })
 }
