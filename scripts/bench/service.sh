@@ -4,14 +4,16 @@
 #   scripts/bench/service.sh BIN_DIR [N]
 #
 # 1. starts certwatch-server once on an empty database (it creates its schema), stops it;
-# 2. inserts N (default 100,000) watched domains dNNNNNN.bench with sqlite3, due over the
-#    next interval, watched for 30 days;
+# 2. inserts N (default 100,000) watched domains dNNNNNN.bench with sqlite3 (last verdict
+#    `match`, watched for 30 days), due over the next interval; those names are not in DNS,
+#    so their checks end quickly in `no-records`; d0001.bench (in the fixtures' zone) gets
+#    one real on-demand check through POST /api/v1/checks, whose report wrk then reads;
 # 3. starts it again with the scheduler running (--via direct, our resolver and fixture,
 #    default interval 15m, default circuit cap) on 127.0.0.55:8080, and reports:
 #    - idle RSS (VmRSS after 30 s; the scheduler runs at the circuit cap),
 #    - the server's CPU over a 60 s window divided by the checks it started (scheduler CPU
 #      per tick: ticks are the checks started, as the cap allows),
-#    - `wrk -t2 -c64 -d20s` on GET /api/v1/domains/{d} (wrk shares the 2 cores with the
+#    - `wrk -t2 -c64 -d20s` on GET /api/v1/domains/d0001.bench (wrk shares the 2 cores with the
 #      server: said as such in the results).
 # Needs scripts/bench/fixtures.sh up, sqlite3 and wrk (apt-get install wrk).
 set -euo pipefail
@@ -33,15 +35,21 @@ kill "$pid"; wait "$pid" 2>/dev/null || true
 now=$(date +%s)
 sqlite3 "$DB" <<SQL
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $N - 1)
-INSERT INTO domains (domain, added_at, last_requested_at, watch_until, next_due_at)
-SELECT printf('d%06d.bench', i), $now, $now, $now + 30 * 86400, $now + (i % 900) FROM n;
+INSERT INTO domains (domain, added_at, last_requested_at, watch_until, next_due_at,
+  last_verdict, last_checked_at, last_conclusive_at)
+SELECT printf('d%06d.bench', i), $now, $now, $now + 30 * 86400, $now + (i % 900),
+  'match', $now - 900, $now - 900 FROM n;
 SQL
 echo "domains: $(sqlite3 "$DB" 'select count(*) from domains')"
 
 "$BIN/certwatch-server" "${args[@]}" > "$DIR/server.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-sleep 30
+# One real report to serve: an on-demand check of a domain of the fixtures' zone.
+sleep 2
+curl -s -H 'Content-Type: application/json' -d '{"domain": "d0001.bench"}' "http://$LISTEN/api/v1/checks" >/dev/null
+sleep 28
+curl -s -o /dev/null -w 'GET /api/v1/domains/d0001.bench: %{http_code}\n' "http://$LISTEN/api/v1/domains/d0001.bench"
 rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
 t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
 c0=$(sqlite3 "$DB" 'select count(*) from checks')
@@ -51,4 +59,5 @@ c1=$(sqlite3 "$DB" 'select count(*) from checks')
 tck=$(getconf CLK_TCK)
 cpu_ms=$(( (t1 - t0) * 1000 / tck ))
 echo "idle RSS: $rss KiB; server CPU over 60 s: $cpu_ms ms; checks finished: $((c1 - c0))"
-wrk -t2 -c64 -d20s "http://$LISTEN/api/v1/domains/d000042.bench" | tee "$DIR/wrk.txt"
+curl -s "http://$LISTEN/metrics" | grep -E '^certwatch_(checks_total|tor_circuits|scheduler_lag|checks_running)' | grep -v ' 0$' || true
+wrk -t2 -c64 -d20s "http://$LISTEN/api/v1/domains/d0001.bench" | tee "$DIR/wrk.txt"
