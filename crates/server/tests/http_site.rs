@@ -1455,3 +1455,55 @@ async fn admin_blocks_and_unblocks_a_subscriber() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn instances_on_one_database_accept_each_others_tokens() {
+    let token = "shared-admin-token-0123456789abcdef";
+    let a = Site::new(admin_config(token)).await;
+    // A second instance: its own router and limits, the same store.
+    let b_router = router_with(a.state.clone(), &admin_config(token)).unwrap();
+    let b = |request: Request<Body>| b_router.clone().oneshot(request);
+    // A form loaded from instance A is accepted by instance B.
+    let (cookie, csrf) = a.csrf().await;
+    let r = b(post_form(
+        "/checks",
+        Some(&cookie),
+        &format!("domain=example.org&csrf={csrf}"),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // An admin session made by A is a session on B.
+    let r = a
+        .send(post_form(
+            "/admin/login",
+            Some(&cookie),
+            &format!("token={token}&csrf={csrf}"),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let session = r.header("set-cookie").split(';').next().unwrap().to_owned();
+    let r = b(Request::builder()
+        .uri("/admin")
+        .header(header::COOKIE, format!("{cookie}; {session}"))
+        .body(Body::empty())
+        .unwrap())
+    .await
+    .unwrap();
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("Removal requests from operators"));
+    // A site with its own configured secret does not accept them.
+    let other = Site::new(WebConfig {
+        secret: Some(vec![7; 32]),
+        ..admin_config(token)
+    })
+    .await;
+    let r = other
+        .send(post_form(
+            "/checks",
+            Some(&cookie),
+            &format!("domain=example.org&csrf={csrf}"),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}

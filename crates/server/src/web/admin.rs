@@ -25,7 +25,7 @@ use super::pages::{
     csrf_form, csrf_refused, internal, issue_csrf, rate_limited, read_checked_form, read_form,
     rfc3339, with_csrf_cookie,
 };
-use super::{Shared, Web};
+use super::{Keys, Shared, Web};
 use crate::store::normalise_domain;
 
 /// The session cookie's name.
@@ -67,15 +67,12 @@ pub fn token_ok(web: &Web, token: &str) -> bool {
     constant_time_eq(got.as_ref(), expected)
 }
 
-fn session_value(web: &Web, expires: i64) -> String {
-    let tag = hmac::sign(
-        &web.settings.session_key,
-        format!("admin:{expires}").as_bytes(),
-    );
+fn session_value(keys: &Keys, expires: i64) -> String {
+    let tag = hmac::sign(&keys.session_key, format!("admin:{expires}").as_bytes());
     format!("{expires}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
 }
 
-fn session_ok(web: &Web, value: &str, now: i64) -> bool {
+fn session_ok(keys: &Keys, value: &str, now: i64) -> bool {
     let Some((expires, tag)) = value.split_once('.') else {
         return false;
     };
@@ -87,26 +84,31 @@ fn session_ok(web: &Web, value: &str, now: i64) -> bool {
     };
     expires_at > now
         && hmac::verify(
-            &web.settings.session_key,
+            &keys.session_key,
             format!("admin:{expires}").as_bytes(),
             &tag,
         )
         .is_ok()
 }
 
-/// How the request is authenticated as the administrator, if it is.
-pub fn authenticate(web: &Web, headers: &HeaderMap) -> Option<Auth> {
-    web.settings.admin_token_sha256?;
+/// How the request is authenticated as the administrator, if it is (`Err` when the keys
+/// cannot be read).
+pub async fn authenticate(web: &Web, headers: &HeaderMap) -> Result<Option<Auth>, Box<Response>> {
+    if web.settings.admin_token_sha256.is_none() {
+        return Ok(None);
+    }
     if let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     {
-        return token_ok(web, token).then_some(Auth::Bearer);
+        return Ok(token_ok(web, token).then_some(Auth::Bearer));
     }
-    cookie_value(headers, SESSION_COOKIE)
-        .filter(|v| session_ok(web, v, web.now()))
-        .map(|_| Auth::Session)
+    let Some(cookie) = cookie_value(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let keys = web.keys().await?;
+    Ok(session_ok(keys, &cookie, web.now()).then_some(Auth::Session))
 }
 
 fn disabled() -> Response {
@@ -147,11 +149,15 @@ pub async fn dashboard(
     if web.settings.admin_token_sha256.is_none() {
         return disabled();
     }
-    let issued = match issue_csrf(&web, &headers) {
+    let issued = match issue_csrf(&web, &headers).await {
         Ok(i) => i,
         Err(r) => return *r,
     };
-    let Some(_auth) = authenticate(&web, &headers) else {
+    let auth = match authenticate(&web, &headers).await {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    let Some(_auth) = auth else {
         let body = html! {
             h1 { "Admin login" }
             form method="post" action="/admin/login" {
@@ -336,7 +342,7 @@ pub async fn login(
     if web.settings.admin_token_sha256.is_none() {
         return disabled();
     }
-    let form: LoginForm = match read_checked_form(&web, &headers, body) {
+    let form: LoginForm = match read_checked_form(&web, &headers, body).await {
         Ok(f) => f,
         Err(r) => return *r,
     };
@@ -351,7 +357,11 @@ pub async fn login(
             "That is not the admin token.",
         );
     }
-    let value = session_value(&web, web.now().saturating_add(SESSION_SECS));
+    let keys = match web.keys().await {
+        Ok(k) => k,
+        Err(r) => return *r,
+    };
+    let value = session_value(keys, web.now().saturating_add(SESSION_SECS));
     let secure = if web.settings.secure_cookies {
         "; Secure"
     } else {
@@ -381,7 +391,7 @@ pub async fn logout(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(r) = read_checked_form::<LogoutForm>(&web, &headers, body) {
+    if let Err(r) = read_checked_form::<LogoutForm>(&web, &headers, body).await {
         return *r;
     }
     let mut r = Redirect::to("/admin").into_response();
@@ -409,7 +419,7 @@ pub async fn remove_domain(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form: RemoveForm = match admin_form(&web, &headers, body) {
+    let form: RemoveForm = match admin_form(&web, &headers, body).await {
         Ok(f) => f,
         Err(r) => return *r,
     };
@@ -453,7 +463,7 @@ pub struct BlockForm {
 
 /// Reads an admin form: the administrator's authentication, the body, and the CSRF token
 /// when the request is authenticated by the session cookie.
-fn admin_form<T: serde::de::DeserializeOwned + super::pages::CsrfForm>(
+async fn admin_form<T: serde::de::DeserializeOwned + super::pages::CsrfForm>(
     web: &Web,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -461,10 +471,14 @@ fn admin_form<T: serde::de::DeserializeOwned + super::pages::CsrfForm>(
     if web.settings.admin_token_sha256.is_none() {
         return Err(Box::new(disabled()));
     }
-    let auth = authenticate(web, headers).ok_or_else(|| Box::new(unauthorized()))?;
+    let auth = authenticate(web, headers)
+        .await?
+        .ok_or_else(|| Box::new(unauthorized()))?;
     let form: T = read_form(body)?;
     if auth == Auth::Session {
-        web.csrf
+        web.keys()
+            .await?
+            .csrf
             .verify(headers, form.csrf())
             .map_err(|e| Box::new(csrf_refused(e)))?;
     }
@@ -479,7 +493,7 @@ pub async fn block_subscription(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form: BlockForm = match admin_form(&web, &headers, body) {
+    let form: BlockForm = match admin_form(&web, &headers, body).await {
         Ok(f) => f,
         Err(r) => return *r,
     };

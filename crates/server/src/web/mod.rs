@@ -66,8 +66,11 @@ pub struct WebConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// Hex SHA-256 of the admin token; the admin view is disabled when unset.
     pub admin_token_sha256: Option<String>,
-    /// Secret for CSRF tokens and admin session cookies, at least 32 bytes; a random one is
-    /// made at start when unset (open forms then fail once across a restart, nothing else).
+    /// Secret for CSRF tokens and admin session cookies, at least 32 bytes. When unset (the
+    /// service's case) the store's shared secret is used ([`Store::web_secret`]), so every
+    /// instance on one database accepts the others' tokens, across restarts too.
+    ///
+    /// [`Store::web_secret`]: crate::store::Store::web_secret
     pub secret: Option<Vec<u8>>,
     /// Give cookies the `Secure` attribute (the site is served over HTTPS).
     pub secure_cookies: bool,
@@ -143,22 +146,6 @@ impl WebConfig {
             }
         }
     }
-
-    /// The secret's bytes: the configured one, or 32 fresh random bytes.
-    fn secret_bytes(&self) -> Result<Vec<u8>, WebConfigError> {
-        match &self.secret {
-            Some(s) if s.len() >= 32 => Ok(s.clone()),
-            Some(_) => Err(WebConfigError::Secret),
-            None => {
-                use ring::rand::SecureRandom as _;
-                let mut b = vec![0u8; 32];
-                ring::rand::SystemRandom::new()
-                    .fill(&mut b)
-                    .map_err(|_| WebConfigError::Random)?;
-                Ok(b)
-            }
-        }
-    }
 }
 
 /// Why the web configuration is unusable.
@@ -170,9 +157,26 @@ pub enum WebConfigError {
     /// The secret is shorter than 32 bytes.
     #[error("the web secret must be at least 32 bytes")]
     Secret,
-    /// The system's random number generator failed.
-    #[error("no random bytes available for the web secret")]
-    Random,
+}
+
+/// The keys derived from the web secret: the CSRF guard and the admin session key.
+pub struct Keys {
+    /// The CSRF guard.
+    pub csrf: csrf::Csrf,
+    /// The key that signs admin session cookies.
+    pub session_key: ring::hmac::Key,
+}
+
+impl Keys {
+    /// The keys of `secret` (domain-separated HMAC keys).
+    pub fn new(secret: &[u8], secure_cookies: bool) -> Self {
+        let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+        let derived = ring::hmac::sign(&k, b"certwatch admin session v1");
+        Keys {
+            csrf: csrf::Csrf::new(secret, secure_cookies),
+            session_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref()),
+        }
+    }
 }
 
 /// The web layer's own state: the application state plus the CSRF guard, the rate
@@ -180,8 +184,10 @@ pub enum WebConfigError {
 pub struct Web {
     /// The application state (store, configuration, metrics, clock, on-demand checks).
     pub app: AppState,
-    /// The CSRF guard.
-    pub csrf: csrf::Csrf,
+    /// The keys, made on first use from the configured secret or the store's shared one.
+    keys: tokio::sync::OnceCell<Keys>,
+    /// The configured secret, if any.
+    secret: Option<Vec<u8>>,
     /// Limits on on-demand checks (form and API) and removal requests.
     pub checks_limit: ratelimit::RateLimiter,
     /// Limits on admin login attempts.
@@ -200,7 +206,7 @@ impl std::fmt::Debug for Web {
 }
 
 /// The settings of the web layer, resolved.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
@@ -210,8 +216,6 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// Distinct vantage points that must agree before probe-derived zone lines are shown.
     pub min_vantages: usize,
-    /// The key for admin session cookies.
-    pub session_key: ring::hmac::Key,
     /// The public base URL (may be empty: relative links).
     pub public_url: String,
 }
@@ -251,6 +255,22 @@ impl Web {
             .unwrap_or(IpAddr::from([0, 0, 0, 0]))
     }
 
+    /// The CSRF and session keys. The first call reads the shared secret from the store
+    /// (unless one is configured); a store failure is a 500 page, and the next request tries
+    /// again.
+    pub async fn keys(&self) -> Result<&Keys, Box<axum::response::Response>> {
+        self.keys
+            .get_or_try_init(|| async {
+                let secret = match &self.secret {
+                    Some(s) => s.clone(),
+                    None => self.app.store.web_secret().await?,
+                };
+                Ok::<_, StoreError>(Keys::new(&secret, self.settings.secure_cookies))
+            })
+            .await
+            .map_err(|e| Box::new(pages::internal(&e)))
+    }
+
     /// Queues an on-demand check (the caller applied the rate limit).
     pub async fn request_check(&self, domain: &str) -> Result<CheckTicket, StoreError> {
         self.app.checks.request(domain).await
@@ -266,17 +286,14 @@ pub fn peer(request_extensions: &axum::http::Extensions) -> Option<SocketAddr> {
 
 /// Builds the web layer's state from the application state and the web configuration.
 pub fn web_state(app: AppState, c: &WebConfig) -> Result<Web, WebConfigError> {
-    let secret = c.secret_bytes()?;
+    if c.secret.as_ref().is_some_and(|s| s.len() < 32) {
+        return Err(WebConfigError::Secret);
+    }
     let settings = Settings {
         trusted_proxies: c.trusted_proxies.clone(),
         admin_token_sha256: c.admin_hash()?,
         secure_cookies: c.secure_cookies,
         min_vantages: c.setup_lines_min_vantages.max(1),
-        session_key: {
-            let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
-            let derived = ring::hmac::sign(&k, b"certwatch admin session v1");
-            ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref())
-        },
         public_url: c.public_url.trim_end_matches('/').to_owned(),
     };
     let checks_limit = ratelimit::RateLimiter::new(
@@ -300,7 +317,8 @@ pub fn web_state(app: AppState, c: &WebConfig) -> Result<Web, WebConfigError> {
         },
     );
     Ok(Web {
-        csrf: csrf::Csrf::new(&secret, c.secure_cookies),
+        keys: tokio::sync::OnceCell::new(),
+        secret: c.secret.clone(),
         app,
         checks_limit,
         login_limit,
@@ -318,7 +336,8 @@ pub fn router_with(state: AppState, config: &WebConfig) -> Result<Router, WebCon
 /// service's configuration ([`WebConfig::from_config`]).
 ///
 /// An unusable admin token hash is logged and disables the admin view; the site keeps
-/// serving (main validates the configuration first).
+/// serving (main validates the configuration first). The CSRF and session keys come from
+/// the store's shared secret, read on the first request that needs them.
 pub fn router(state: AppState) -> Router {
     let mut config = WebConfig::from_config(&state.config);
     if let Err(e) = config.admin_hash() {
@@ -333,7 +352,7 @@ pub fn router(state: AppState) -> Router {
                 html::error_page(
                     axum::http::StatusCode::SERVICE_UNAVAILABLE,
                     "Service unavailable",
-                    "The service could not start its web layer (no random numbers).",
+                    "The web layer's configuration is unusable; the log says why.",
                 )
             })
         }

@@ -43,8 +43,8 @@ pub fn with_csrf_cookie(mut response: Response, issued: &Issued) -> Response {
 }
 
 /// Issues a CSRF token, or answers 500 when no random bytes are available.
-pub fn issue_csrf(web: &Shared, headers: &HeaderMap) -> Result<Issued, Box<Response>> {
-    web.csrf.issue(headers).map_err(|e| {
+pub async fn issue_csrf(web: &Shared, headers: &HeaderMap) -> Result<Issued, Box<Response>> {
+    web.keys().await?.csrf.issue(headers).map_err(|e| {
         Box::new(error_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Internal error",
@@ -98,13 +98,15 @@ pub trait CsrfForm {
 
 /// Reads a form body ([`read_form`]) and checks its CSRF token against the cookie: the
 /// first two steps of every HTML form handler.
-pub fn read_checked_form<T: DeserializeOwned + CsrfForm>(
+pub async fn read_checked_form<T: DeserializeOwned + CsrfForm>(
     web: &Shared,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, Box<Response>> {
     let form: T = read_form(body)?;
-    web.csrf
+    web.keys()
+        .await?
+        .csrf
         .verify(headers, form.csrf())
         .map_err(|e| Box::new(csrf_refused(e)))?;
     Ok(form)
@@ -157,7 +159,7 @@ pub fn internal(e: &dyn std::fmt::Display) -> Response {
 
 /// `GET /`: the form, and what the check does and cannot prove.
 pub async fn home(State(web): State<Shared>, headers: HeaderMap) -> Response {
-    let issued = match issue_csrf(&web, &headers) {
+    let issued = match issue_csrf(&web, &headers).await {
         Ok(i) => i,
         Err(r) => return *r,
     };
@@ -262,7 +264,7 @@ pub async fn submit_check(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form: CheckForm = match read_checked_form(&web, &headers, body) {
+    let form: CheckForm = match read_checked_form(&web, &headers, body).await {
         Ok(f) => f,
         Err(r) => return *r,
     };
@@ -386,7 +388,7 @@ pub async fn domain(
     if domain != raw {
         return Redirect::permanent(&format!("/domains/{domain}")).into_response();
     }
-    let issued = match issue_csrf(&web, &headers) {
+    let issued = match issue_csrf(&web, &headers).await {
         Ok(i) => i,
         Err(r) => return *r,
     };
@@ -552,7 +554,7 @@ pub async fn not_found() -> Response {
 
 /// `GET /removal`: the form an operator uses to ask for removal of their domain.
 pub async fn removal_form(State(web): State<Shared>, headers: HeaderMap) -> Response {
-    let issued = match issue_csrf(&web, &headers) {
+    let issued = match issue_csrf(&web, &headers).await {
         Ok(i) => i,
         Err(r) => return *r,
     };
@@ -615,7 +617,7 @@ pub async fn submit_removal(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let form: RemovalForm = match read_checked_form(&web, &headers, body) {
+    let form: RemovalForm = match read_checked_form(&web, &headers, body).await {
         Ok(f) => f,
         Err(r) => return *r,
     };
