@@ -41,6 +41,7 @@ pub mod config;
 pub mod dns_cache;
 pub mod guard;
 pub mod metrics;
+pub mod notify;
 pub mod random;
 pub mod runner;
 pub mod scheduler;
