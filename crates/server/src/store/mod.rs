@@ -45,6 +45,16 @@
 //! - `web_secret() -> Vec<u8>` (32 bytes, made once, shared by all instances);
 //! - `stats(now) -> StoreStats` (health and metrics).
 //!
+//! # Alerts and the outbox (issue 9, schema version 4)
+//! [`Store::finish`] also steps the domain's incidents ([`crate::notify::incident`], with
+//! the policy of [`Store::with_alert_policy`]) and, in the same transaction, records the
+//! alerts and one delivery per confirmed, unblocked subscription, each with a stable random
+//! id. A worker calls `claim_deliveries(instance, now, lease, max)` (a lease, like checks),
+//! sends, then `mark_delivered(id, now)` or `mark_attempt_failed(id, now, error, retry)`
+//! (exponential backoff, `failed` after `retry.max_attempts`). Admin view:
+//! `failed_deliveries(limit)`, `admin_notices(limit)` (hostile exits); health:
+//! `outbox_backlog()`; per domain: `incidents(domain, limit)`, `deliveries_of(domain, limit)`.
+//!
 //! # Extending the schema (issues 9 and 10)
 //! Add `migrations/sqlite/000N_name.sql` and `migrations/postgres/000N_name.sql` (same
 //! tables; `BIGINT`/`BIGSERIAL` on PostgreSQL where SQLite says `INTEGER`), list both in
@@ -70,6 +80,7 @@
 
 mod db;
 mod ops;
+mod outbox;
 
 use std::sync::Arc;
 
@@ -79,6 +90,9 @@ use crate::random::{Random, SystemRandom};
 use db::Db;
 
 pub use ops::{CURRENT_VERSION, HISTORY_RETENTION_SECS, TICKET_RETENTION_SECS};
+pub use outbox::{AlertRecord, Delivery, IncidentRecord, RetryPolicy};
+
+use crate::notify::incident::Policy;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +153,7 @@ pub enum StoreError {
 pub struct Store {
     db: Arc<Db>,
     random: Arc<dyn Random>,
+    policy: Policy,
 }
 
 impl std::fmt::Debug for Store {
@@ -493,6 +508,7 @@ impl Store {
         Ok(Store {
             db: Arc::new(db),
             random,
+            policy: Policy::default(),
         })
     }
 
@@ -733,7 +749,108 @@ impl Store {
     ) -> Result<Finished, StoreError> {
         let job = job.clone();
         let instance = instance.to_owned();
-        self.tx(move |tx| ops::finish(tx, &job, &instance, now, outcome, spacing))
+        let random = self.random.clone();
+        let policy = self.policy;
+        self.tx(move |tx| {
+            let alerting = ops::Alerting {
+                policy: &policy,
+                random: random.as_ref(),
+            };
+            ops::finish(tx, &job, &instance, now, outcome, spacing, &alerting)
+        })
+        .await
+    }
+
+    /// This store with another alert policy (blindness threshold, reminder period); the
+    /// default is [`Policy::default`] (6 h, 24 h).
+    #[must_use]
+    pub fn with_alert_policy(mut self, policy: Policy) -> Store {
+        self.policy = policy;
+        self
+    }
+
+    /// The alert policy [`Store::finish`] applies.
+    pub fn alert_policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Claims up to `max` due deliveries of the outbox for `instance`, each leased until
+    /// `now + lease` (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer at a time).
+    /// A delivery whose lease ran out unfinished (a crash) is claimed again, same id.
+    pub async fn claim_deliveries(
+        &self,
+        instance: &str,
+        now: i64,
+        lease: i64,
+        max: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let instance = instance.to_owned();
+        self.tx(move |tx| outbox::claim_deliveries(tx, &instance, now, lease, max))
+            .await
+    }
+
+    /// Marks delivery `id` delivered; `false` if it was not pending (already done).
+    pub async fn mark_delivered(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.tx(move |tx| outbox::mark_delivered(tx, &id, now))
+            .await
+    }
+
+    /// Records a failed attempt of delivery `id`: it is retried after `retry`'s backoff, or
+    /// marked `failed` (admin view) after `retry.max_attempts`. Returns the new state, `None`
+    /// if it was not pending.
+    pub async fn mark_attempt_failed(
+        &self,
+        id: &str,
+        now: i64,
+        error: &str,
+        retry: RetryPolicy,
+    ) -> Result<Option<String>, StoreError> {
+        let (id, error) = (id.to_owned(), error.to_owned());
+        self.tx(move |tx| outbox::mark_attempt_failed(tx, &id, now, &error, retry))
+            .await
+    }
+
+    /// The newest `limit` deliveries that failed for good (admin view).
+    pub async fn failed_deliveries(&self, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        self.tx(move |tx| outbox::deliveries_in(tx, "failed", limit))
+            .await
+    }
+
+    /// The deliveries of `domain`'s alerts, oldest alert first.
+    pub async fn deliveries_of(
+        &self,
+        domain: &str,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let Ok(domain) = normalise_domain(domain) else {
+            return Ok(Vec::new());
+        };
+        self.tx(move |tx| outbox::deliveries_of(tx, &domain, limit))
+            .await
+    }
+
+    /// How many deliveries wait in the outbox (health and metrics).
+    pub async fn outbox_backlog(&self) -> Result<u64, StoreError> {
+        self.tx(outbox::backlog).await
+    }
+
+    /// The newest `limit` admin notices (hostile exits), for the admin view.
+    pub async fn admin_notices(&self, limit: u32) -> Result<Vec<AlertRecord>, StoreError> {
+        self.tx(move |tx| outbox::alerts_for(tx, "admin", limit))
+            .await
+    }
+
+    /// `domain`'s incidents, newest first (open ones have no `closed_at`).
+    pub async fn incidents(
+        &self,
+        domain: &str,
+        limit: u32,
+    ) -> Result<Vec<IncidentRecord>, StoreError> {
+        let Ok(domain) = normalise_domain(domain) else {
+            return Ok(Vec::new());
+        };
+        self.tx(move |tx| outbox::incidents(tx, &domain, limit))
             .await
     }
 }

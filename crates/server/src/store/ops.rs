@@ -9,7 +9,7 @@ use super::{
 };
 
 /// The newest schema version this program knows.
-pub const CURRENT_VERSION: i64 = 3;
+pub const CURRENT_VERSION: i64 = 4;
 
 /// Checks older than this are deleted (the domain's latest check is always kept).
 pub const HISTORY_RETENTION_SECS: i64 = 90 * 86_400;
@@ -27,6 +27,7 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0002_removal_requests.sql"),
     ),
     (3, include_str!("../../migrations/sqlite/0003_settings.sql")),
+    (4, include_str!("../../migrations/sqlite/0004_outbox.sql")),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -38,6 +39,7 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/postgres/0003_settings.sql"),
     ),
+    (4, include_str!("../../migrations/postgres/0004_outbox.sql")),
 ];
 
 /// Applies the missing migrations (in the open transaction).
@@ -335,6 +337,7 @@ pub(crate) fn count_domains(tx: &mut dyn Tx) -> Result<u64, StoreError> {
 }
 
 pub(crate) fn remove_domain(tx: &mut dyn Tx, domain: &str) -> Result<bool, StoreError> {
+    super::outbox::remove_domain(tx, domain)?;
     // Explicit deletes: foreign-key cascades are off by default in some SQLite builds.
     for table in [
         "keys_seen",
@@ -385,6 +388,7 @@ pub(crate) fn remove_subscription(
     channel: &str,
     address: &str,
 ) -> Result<bool, StoreError> {
+    super::outbox::remove_subscription_deliveries(tx, domain, channel, address)?;
     Ok(tx.exec(
         "DELETE FROM subscriptions WHERE domain = $1 AND channel = $2 AND address = $3",
         &[domain.into(), channel.into(), address.into()],
@@ -517,6 +521,12 @@ pub(crate) fn claim_due(
     Ok(jobs)
 }
 
+/// What [`finish`] needs to decide alerts.
+pub(crate) struct Alerting<'a> {
+    pub(crate) policy: &'a crate::notify::incident::Policy,
+    pub(crate) random: &'a dyn crate::random::Random,
+}
+
 pub(crate) fn finish(
     tx: &mut dyn Tx,
     job: &Job,
@@ -524,6 +534,7 @@ pub(crate) fn finish(
     now: i64,
     outcome: Result<Report, String>,
     spacing: Spacing,
+    alerting: &Alerting<'_>,
 ) -> Result<Finished, StoreError> {
     let exists = count(
         tx,
@@ -598,6 +609,16 @@ pub(crate) fn finish(
             }
         }
     }
+    // Alerts and their deliveries, in this transaction (before last_conclusive_at moves).
+    super::outbox::record_alerts(
+        tx,
+        &job.domain,
+        check_id,
+        now,
+        outcome.as_ref().ok(),
+        alerting.policy,
+        alerting.random,
+    )?;
     // The next due time: the slot after this check's start, moved past `now` by whole
     // intervals (each one skipped: it fell due while this check ran).
     let interval = spacing.interval.max(1);

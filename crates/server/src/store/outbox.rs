@@ -1,0 +1,483 @@
+//! Incidents, alerts and the outbox (issue 9, schema version 4).
+//!
+//! [`record_alerts`] runs inside [`super::ops::finish`], in the transaction of the check
+//! that caused the alerts: the incident rows, the alert rows and one delivery per confirmed,
+//! unblocked subscription commit together with the check, or not at all. Each delivery's id
+//! is made once, here; a worker claims deliveries with a lease, sends them, and marks them
+//! delivered or failed; a retry (after an error or a crash) sends the same id.
+
+use std::collections::BTreeMap;
+
+use crate::notify::incident::{self, Audience, Condition, OpenIncident, Policy};
+use crate::random::Random;
+
+use super::StoreError;
+use super::db::{Dialect, Row, Tx};
+
+/// How failed deliveries are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The delay after the first failure, in seconds (doubled after each further failure).
+    pub base_delay: i64,
+    /// The longest delay between attempts, in seconds.
+    pub max_delay: i64,
+    /// After this many failed attempts the delivery is marked failed (admin view).
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            base_delay: 30,
+            max_delay: 3600,
+            max_attempts: 10,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before the next attempt after `failures` failed attempts (1 or more):
+    /// `base_delay * 2^(failures-1)`, at most `max_delay`.
+    pub fn delay(&self, failures: u32) -> i64 {
+        let shift = failures.saturating_sub(1).min(40);
+        self.base_delay
+            .max(1)
+            .saturating_mul(1i64 << shift)
+            .min(self.max_delay.max(1))
+    }
+}
+
+/// An alert as stored (and as carried by its deliveries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AlertRecord {
+    /// The alert's id.
+    pub id: i64,
+    /// Its incident's id.
+    pub incident_id: i64,
+    /// The domain.
+    pub domain: String,
+    /// The incident's condition (`mismatch`, `bogus`, ... see [`Condition::as_str`]).
+    pub condition: String,
+    /// `opened`, `reminder` or `recovered`.
+    pub kind: String,
+    /// `subscribers` or `admin`.
+    pub audience: String,
+    /// When the incident opened.
+    pub opened_at: i64,
+    /// When the alert was decided (the check's finish time).
+    pub at: i64,
+    /// The check that caused it.
+    pub check_id: Option<i64>,
+}
+
+/// One delivery of an alert to one subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// The stable id (128 random bits, hex): sent as `X-Certwatch-Delivery`.
+    pub id: String,
+    /// The alert.
+    pub alert: AlertRecord,
+    /// The subscription's id.
+    pub subscription_id: i64,
+    /// `email`, `webhook`, ...
+    pub channel: String,
+    /// The address (mailbox, URL).
+    pub address: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    /// Attempts that failed so far.
+    pub attempts: u32,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// When the next attempt is due.
+    pub next_attempt_at: i64,
+}
+
+/// An open incident of a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IncidentRecord {
+    /// Its id.
+    pub id: i64,
+    /// The domain.
+    pub domain: String,
+    /// The condition.
+    pub condition: String,
+    /// When it opened.
+    pub opened_at: i64,
+    /// When its last alert was decided.
+    pub last_alert_at: i64,
+    /// When it recovered; `None` while open.
+    pub closed_at: Option<i64>,
+}
+
+fn token(random: &dyn Random) -> String {
+    let mut b = [0u8; 16];
+    random.fill(&mut b);
+    hex::encode(b)
+}
+
+fn audience_str(a: Audience) -> &'static str {
+    match a {
+        Audience::Subscribers => "subscribers",
+        Audience::Admin => "admin",
+    }
+}
+
+/// Steps the domain's incident state with the finished check and records the alerts and
+/// their deliveries. Runs in the check's transaction, before `domains.last_conclusive_at` is
+/// moved. Returns the number of deliveries created.
+pub(crate) fn record_alerts(
+    tx: &mut dyn Tx,
+    domain: &str,
+    check_id: i64,
+    now: i64,
+    report: Option<&certwatch::Report>,
+    policy: &Policy,
+    random: &dyn Random,
+) -> Result<u64, StoreError> {
+    if tx.dialect() == Dialect::Postgres {
+        // Two finishes of one domain (an expired lease) step the state one after the other.
+        tx.query(
+            "SELECT domain FROM domains WHERE domain = $1 FOR UPDATE",
+            &[domain.into()],
+        )?;
+    }
+    let rows = tx.query(
+        "SELECT COALESCE(last_conclusive_at, added_at) FROM domains WHERE domain = $1",
+        &[domain.into()],
+    )?;
+    let since = rows.first().and_then(|r| r.int(0)).unwrap_or(now);
+    let open_rows = tx.query(
+        "SELECT id, condition, opened_at, last_alert_at FROM incidents \
+         WHERE domain = $1 AND closed_at IS NULL ORDER BY id",
+        &[domain.into()],
+    )?;
+    let mut ids: BTreeMap<Condition, i64> = BTreeMap::new();
+    let mut state = incident::State::new(since);
+    for r in &open_rows {
+        let Some(c) = r.text(1).as_deref().and_then(Condition::parse) else {
+            continue;
+        };
+        ids.insert(c, r.int(0).unwrap_or(0));
+        state.open.insert(
+            c,
+            OpenIncident {
+                opened_at: r.int(2).unwrap_or(now),
+                last_alert_at: r.int(3).unwrap_or(now),
+            },
+        );
+    }
+    let obs = incident::Observation::from_outcome(now, report);
+    let alerts = incident::step(&mut state, &obs, policy);
+    let mut created = 0u64;
+    for alert in alerts {
+        let c = alert.condition;
+        let incident_id = match alert.kind {
+            incident::AlertKind::Opened => {
+                let rows = tx.query(
+                    "INSERT INTO incidents (domain, condition, opened_at, last_alert_at) \
+                     VALUES ($1, $2, $3, $3) RETURNING id",
+                    &[domain.into(), c.as_str().into(), now.into()],
+                )?;
+                rows.first().and_then(|r| r.int(0)).ok_or_else(|| {
+                    StoreError::Database("INSERT INTO incidents returned no id".into())
+                })?
+            }
+            incident::AlertKind::Reminder => {
+                let id = ids.get(&c).copied().unwrap_or(0);
+                tx.exec(
+                    "UPDATE incidents SET last_alert_at = $2 WHERE id = $1",
+                    &[id.into(), now.into()],
+                )?;
+                id
+            }
+            incident::AlertKind::Recovered => {
+                let id = ids.get(&c).copied().unwrap_or(0);
+                tx.exec(
+                    "UPDATE incidents SET closed_at = $2 WHERE id = $1",
+                    &[id.into(), now.into()],
+                )?;
+                id
+            }
+        };
+        let audience = c.audience();
+        let rows = tx.query(
+            "INSERT INTO alerts (incident_id, domain, condition, kind, audience, opened_at, at, check_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            &[
+                incident_id.into(),
+                domain.into(),
+                c.as_str().into(),
+                alert.kind.as_str().into(),
+                audience_str(audience).into(),
+                alert.opened_at.into(),
+                now.into(),
+                check_id.into(),
+            ],
+        )?;
+        let alert_id = rows
+            .first()
+            .and_then(|r| r.int(0))
+            .ok_or_else(|| StoreError::Database("INSERT INTO alerts returned no id".into()))?;
+        if audience != Audience::Subscribers {
+            continue;
+        }
+        let subs = tx.query(
+            "SELECT id, channel, address FROM subscriptions \
+             WHERE domain = $1 AND confirmed_at IS NOT NULL AND blocked = 0 ORDER BY id",
+            &[domain.into()],
+        )?;
+        for s in subs {
+            tx.exec(
+                "INSERT INTO deliveries (id, alert_id, subscription_id, channel, address, state, \
+                   attempts, next_attempt_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+                &[
+                    token(random).into(),
+                    alert_id.into(),
+                    s.int(0).unwrap_or(0).into(),
+                    s.text(1).unwrap_or_default().into(),
+                    s.text(2).unwrap_or_default().into(),
+                    now.into(),
+                ],
+            )?;
+            created += 1;
+        }
+    }
+    Ok(created)
+}
+
+const DELIVERY_COLS: &str = "d.id, d.subscription_id, d.channel, d.address, d.state, d.attempts, \
+    d.last_error, d.next_attempt_at, a.id, a.incident_id, a.domain, a.condition, a.kind, \
+    a.audience, a.opened_at, a.at, a.check_id";
+
+fn delivery(r: &Row) -> Delivery {
+    Delivery {
+        id: r.text(0).unwrap_or_default(),
+        subscription_id: r.int(1).unwrap_or(0),
+        channel: r.text(2).unwrap_or_default(),
+        address: r.text(3).unwrap_or_default(),
+        state: r.text(4).unwrap_or_default(),
+        attempts: u32::try_from(r.int(5).unwrap_or(0)).unwrap_or(u32::MAX),
+        last_error: r.text(6),
+        next_attempt_at: r.int(7).unwrap_or(0),
+        alert: AlertRecord {
+            id: r.int(8).unwrap_or(0),
+            incident_id: r.int(9).unwrap_or(0),
+            domain: r.text(10).unwrap_or_default(),
+            condition: r.text(11).unwrap_or_default(),
+            kind: r.text(12).unwrap_or_default(),
+            audience: r.text(13).unwrap_or_default(),
+            opened_at: r.int(14).unwrap_or(0),
+            at: r.int(15).unwrap_or(0),
+            check_id: r.int(16),
+        },
+    }
+}
+
+/// Claims up to `max` due deliveries for `instance` until `now + lease`.
+pub(crate) fn claim_deliveries(
+    tx: &mut dyn Tx,
+    instance: &str,
+    now: i64,
+    lease: i64,
+    max: u32,
+) -> Result<Vec<Delivery>, StoreError> {
+    let lock = if tx.dialect() == Dialect::Postgres {
+        " FOR UPDATE OF d SKIP LOCKED"
+    } else {
+        ""
+    };
+    let rows = tx.query(
+        &format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries d JOIN alerts a ON a.id = d.alert_id \
+             WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
+               AND (d.claim_until IS NULL OR d.claim_until <= $1) \
+             ORDER BY d.next_attempt_at, d.created_at, d.id LIMIT $2{lock}"
+        ),
+        &[now.into(), i64::from(max).into()],
+    )?;
+    let until = now.saturating_add(lease);
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let d = delivery(r);
+        tx.exec(
+            "UPDATE deliveries SET claimed_by = $2, claim_until = $3 WHERE id = $1",
+            &[d.id.as_str().into(), instance.into(), until.into()],
+        )?;
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// Marks a delivery delivered; `false` if it is no longer pending.
+pub(crate) fn mark_delivered(tx: &mut dyn Tx, id: &str, now: i64) -> Result<bool, StoreError> {
+    Ok(tx.exec(
+        "UPDATE deliveries SET state = 'delivered', finished_at = $2, claimed_by = NULL, \
+           claim_until = NULL WHERE id = $1 AND state = 'pending'",
+        &[id.into(), now.into()],
+    )? > 0)
+}
+
+/// Records a failed attempt: retried after the policy's backoff, or marked failed after
+/// `max_attempts`. Returns the new state (`pending` or `failed`), `None` if not pending.
+pub(crate) fn mark_attempt_failed(
+    tx: &mut dyn Tx,
+    id: &str,
+    now: i64,
+    error: &str,
+    retry: RetryPolicy,
+) -> Result<Option<String>, StoreError> {
+    let rows = tx.query(
+        "SELECT attempts FROM deliveries WHERE id = $1 AND state = 'pending'",
+        &[id.into()],
+    )?;
+    let Some(attempts) = rows.first().and_then(|r| r.int(0)) else {
+        return Ok(None);
+    };
+    let failures = u32::try_from(attempts.saturating_add(1)).unwrap_or(u32::MAX);
+    let error: String = error.chars().take(1000).collect();
+    let state = if failures >= retry.max_attempts {
+        "failed"
+    } else {
+        "pending"
+    };
+    tx.exec(
+        "UPDATE deliveries SET attempts = $2, last_error = $3, state = $4, next_attempt_at = $5, \
+           finished_at = $6, claimed_by = NULL, claim_until = NULL WHERE id = $1",
+        &[
+            id.into(),
+            i64::from(failures).into(),
+            error.into(),
+            state.into(),
+            now.saturating_add(retry.delay(failures)).into(),
+            if state == "failed" { Some(now) } else { None }.into(),
+        ],
+    )?;
+    Ok(Some(state.to_owned()))
+}
+
+/// Deliveries in state `state`, newest first.
+pub(crate) fn deliveries_in(
+    tx: &mut dyn Tx,
+    state: &str,
+    limit: u32,
+) -> Result<Vec<Delivery>, StoreError> {
+    let rows = tx.query(
+        &format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries d JOIN alerts a ON a.id = d.alert_id \
+             WHERE d.state = $1 ORDER BY d.created_at DESC, d.id LIMIT $2"
+        ),
+        &[state.into(), i64::from(limit).into()],
+    )?;
+    Ok(rows.iter().map(delivery).collect())
+}
+
+/// Every delivery of a domain's alerts, oldest alert first (tests, admin view).
+pub(crate) fn deliveries_of(
+    tx: &mut dyn Tx,
+    domain: &str,
+    limit: u32,
+) -> Result<Vec<Delivery>, StoreError> {
+    let rows = tx.query(
+        &format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries d JOIN alerts a ON a.id = d.alert_id \
+             WHERE a.domain = $1 ORDER BY a.id, d.subscription_id LIMIT $2"
+        ),
+        &[domain.into(), i64::from(limit).into()],
+    )?;
+    Ok(rows.iter().map(delivery).collect())
+}
+
+/// Pending deliveries (the backlog, for health and metrics).
+pub(crate) fn backlog(tx: &mut dyn Tx) -> Result<u64, StoreError> {
+    let rows = tx.query(
+        "SELECT COUNT(*) FROM deliveries WHERE state = 'pending'",
+        &[],
+    )?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.int(0))
+        .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+}
+
+/// Alerts for `audience` (`admin`: the hostile-exit notices), newest first.
+pub(crate) fn alerts_for(
+    tx: &mut dyn Tx,
+    audience: &str,
+    limit: u32,
+) -> Result<Vec<AlertRecord>, StoreError> {
+    let rows = tx.query(
+        "SELECT id, incident_id, domain, condition, kind, audience, opened_at, at, check_id \
+         FROM alerts WHERE audience = $1 ORDER BY at DESC, id DESC LIMIT $2",
+        &[audience.into(), i64::from(limit).into()],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| AlertRecord {
+            id: r.int(0).unwrap_or(0),
+            incident_id: r.int(1).unwrap_or(0),
+            domain: r.text(2).unwrap_or_default(),
+            condition: r.text(3).unwrap_or_default(),
+            kind: r.text(4).unwrap_or_default(),
+            audience: r.text(5).unwrap_or_default(),
+            opened_at: r.int(6).unwrap_or(0),
+            at: r.int(7).unwrap_or(0),
+            check_id: r.int(8),
+        })
+        .collect())
+}
+
+/// A domain's incidents, newest first.
+pub(crate) fn incidents(
+    tx: &mut dyn Tx,
+    domain: &str,
+    limit: u32,
+) -> Result<Vec<IncidentRecord>, StoreError> {
+    let rows = tx.query(
+        "SELECT id, domain, condition, opened_at, last_alert_at, closed_at FROM incidents \
+         WHERE domain = $1 ORDER BY id DESC LIMIT $2",
+        &[domain.into(), i64::from(limit).into()],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| IncidentRecord {
+            id: r.int(0).unwrap_or(0),
+            domain: r.text(1).unwrap_or_default(),
+            condition: r.text(2).unwrap_or_default(),
+            opened_at: r.int(3).unwrap_or(0),
+            last_alert_at: r.int(4).unwrap_or(0),
+            closed_at: r.int(5),
+        })
+        .collect())
+}
+
+/// Deletes a domain's outbox rows (before the domain itself).
+pub(crate) fn remove_domain(tx: &mut dyn Tx, domain: &str) -> Result<(), StoreError> {
+    tx.exec(
+        "DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE domain = $1)",
+        &[domain.into()],
+    )?;
+    tx.exec("DELETE FROM alerts WHERE domain = $1", &[domain.into()])?;
+    tx.exec("DELETE FROM incidents WHERE domain = $1", &[domain.into()])?;
+    Ok(())
+}
+
+/// Deletes the pending deliveries of a subscription that is going away (unsubscribing
+/// deletes the address, also from the outbox).
+pub(crate) fn remove_subscription_deliveries(
+    tx: &mut dyn Tx,
+    domain: &str,
+    channel: &str,
+    address: &str,
+) -> Result<(), StoreError> {
+    tx.exec(
+        "DELETE FROM deliveries WHERE subscription_id IN \
+           (SELECT id FROM subscriptions WHERE domain = $1 AND channel = $2 AND address = $3)",
+        &[domain.into(), channel.into(), address.into()],
+    )?;
+    Ok(())
+}
