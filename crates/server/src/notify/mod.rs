@@ -4,3 +4,4 @@
 //! operations, see `docs/alerts.md`).
 
 pub mod incident;
+pub mod webhook;

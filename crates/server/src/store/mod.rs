@@ -841,6 +841,37 @@ impl Store {
             .await
     }
 
+    /// Adds an unconfirmed subscription carrying `secret` (a webhook's HMAC key, hex),
+    /// active only after [`Store::confirm_subscription`]; its id, or `None` if it exists.
+    pub async fn add_pending_subscription(
+        &self,
+        domain: &str,
+        channel: &str,
+        address: &str,
+        secret: &str,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let domain = normalise_domain(domain)?;
+        let (channel, address, secret) =
+            (channel.to_owned(), address.to_owned(), secret.to_owned());
+        self.tx(move |tx| {
+            outbox::add_pending_subscription(tx, &domain, &channel, &address, &secret, now)
+        })
+        .await
+    }
+
+    /// Confirms subscription `id` (its challenge or opt-in link was answered): it becomes
+    /// active and its domain watched. `false` if unknown or already confirmed.
+    pub async fn confirm_subscription(&self, id: i64, now: i64) -> Result<bool, StoreError> {
+        self.tx(move |tx| outbox::confirm_subscription(tx, id, now))
+            .await
+    }
+
+    /// The secret of subscription `id` (a webhook's HMAC key, hex), if any. Never logged.
+    pub async fn subscription_secret(&self, id: i64) -> Result<Option<String>, StoreError> {
+        self.tx(move |tx| outbox::subscription_secret(tx, id)).await
+    }
+
     /// `domain`'s incidents, newest first (open ones have no `closed_at`).
     pub async fn incidents(
         &self,

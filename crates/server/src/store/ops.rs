@@ -9,7 +9,7 @@ use super::{
 };
 
 /// The newest schema version this program knows.
-pub const CURRENT_VERSION: i64 = 4;
+pub const CURRENT_VERSION: i64 = 5;
 
 /// Checks older than this are deleted (the domain's latest check is always kept).
 pub const HISTORY_RETENTION_SECS: i64 = 90 * 86_400;
@@ -28,6 +28,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
     ),
     (3, include_str!("../../migrations/sqlite/0003_settings.sql")),
     (4, include_str!("../../migrations/sqlite/0004_outbox.sql")),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_subscription_secrets.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -40,6 +44,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0003_settings.sql"),
     ),
     (4, include_str!("../../migrations/postgres/0004_outbox.sql")),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_subscription_secrets.sql"),
+    ),
 ];
 
 /// Applies the missing migrations (in the open transaction).

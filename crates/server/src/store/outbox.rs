@@ -481,3 +481,68 @@ pub(crate) fn remove_subscription_deliveries(
     )?;
     Ok(())
 }
+
+/// Adds an unconfirmed subscription with its secret (a webhook before its challenge);
+/// returns its id, or `None` if the (domain, channel, address) already exists.
+pub(crate) fn add_pending_subscription(
+    tx: &mut dyn Tx,
+    domain: &str,
+    channel: &str,
+    address: &str,
+    secret: &str,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    let exists = tx.query(
+        "SELECT id FROM subscriptions WHERE domain = $1 AND channel = $2 AND address = $3",
+        &[domain.into(), channel.into(), address.into()],
+    )?;
+    if !exists.is_empty() {
+        return Ok(None);
+    }
+    let changed = tx.exec(
+        "UPDATE domains SET last_requested_at = last_requested_at WHERE domain = $1",
+        &[domain.into()],
+    )?;
+    if changed == 0 {
+        tx.exec(
+            "INSERT INTO domains (domain, added_at, last_requested_at, watch_until) VALUES ($1, $2, $2, $2)",
+            &[domain.into(), now.into()],
+        )?;
+    }
+    let rows = tx.query(
+        "INSERT INTO subscriptions (domain, channel, address, created_at, secret) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        &[
+            domain.into(),
+            channel.into(),
+            address.into(),
+            now.into(),
+            secret.into(),
+        ],
+    )?;
+    Ok(rows.first().and_then(|r| r.int(0)))
+}
+
+/// Confirms subscription `id` (its challenge was answered); `false` if unknown.
+pub(crate) fn confirm_subscription(tx: &mut dyn Tx, id: i64, now: i64) -> Result<bool, StoreError> {
+    let n = tx.exec(
+        "UPDATE subscriptions SET confirmed_at = $2 WHERE id = $1 AND confirmed_at IS NULL",
+        &[id.into(), now.into()],
+    )?;
+    // A newly watched domain that was never scheduled is due now.
+    tx.exec(
+        "UPDATE domains SET next_due_at = $2 WHERE next_due_at IS NULL AND domain IN \
+           (SELECT domain FROM subscriptions WHERE id = $1)",
+        &[id.into(), now.into()],
+    )?;
+    Ok(n > 0)
+}
+
+/// The secret of subscription `id`, if it has one.
+pub(crate) fn subscription_secret(tx: &mut dyn Tx, id: i64) -> Result<Option<String>, StoreError> {
+    let rows = tx.query(
+        "SELECT secret FROM subscriptions WHERE id = $1",
+        &[id.into()],
+    )?;
+    Ok(rows.first().and_then(|r| r.text(0)))
+}
