@@ -289,3 +289,33 @@ async fn an_unanswered_challenge_does_not_confirm() {
         .unwrap_err();
     assert!(matches!(err, WebhookError::Challenge { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn the_worker_delivers_then_stops() {
+    use certwatch_server::notify::worker::{self, WorkerConfig};
+    let (addr, r) = start().await;
+    let url = format!("http://{addr}/hook");
+    let client = client();
+    let store = store_with_alert(&client, &url).await;
+    r.got.lock().unwrap().clear();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let clock = Arc::new(certwatch_server::clock::TokioClock::starting_at(
+        u64::try_from(T0 + 5).unwrap(),
+    ));
+    let config = WorkerConfig {
+        interval: std::time::Duration::from_millis(20),
+        ..WorkerConfig::default()
+    };
+    let task = tokio::spawn(worker::run(store.clone(), client, clock, config, stop_rx));
+    // Wait (bounded, not timed) until the delivery is marked.
+    for _ in 0..3000 {
+        if store.outbox_backlog().await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.outbox_backlog().await.unwrap(), 0);
+    assert_eq!(r.got.lock().unwrap().len(), 1);
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+}

@@ -5,3 +5,4 @@
 
 pub mod incident;
 pub mod webhook;
+pub mod worker;

@@ -1,0 +1,83 @@
+//! The outbox worker: every `interval`, one [`webhook::run_outbox_once`] pass at the
+//! injected clock's time, until stopped. Several instances may run it on one PostgreSQL
+//! database: the claims are leases taken with `SKIP LOCKED`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, now};
+use crate::store::{RetryPolicy, Store};
+
+use super::webhook::{self, WebhookClient};
+
+/// How the worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// This instance's name (claims).
+    pub instance: String,
+    /// Pause between passes.
+    pub interval: Duration,
+    /// Lease of a claimed delivery, in seconds: longer than one pass can take.
+    pub lease: i64,
+    /// Deliveries claimed per pass.
+    pub batch: u32,
+    /// Backoff and the failure limit.
+    pub retry: RetryPolicy,
+    /// The site's public URL (links in the bodies).
+    pub public_url: String,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            instance: "certwatch".into(),
+            interval: Duration::from_secs(5),
+            lease: 300,
+            batch: 20,
+            retry: RetryPolicy::default(),
+            public_url: "http://localhost".into(),
+        }
+    }
+}
+
+/// Runs passes until `stop` turns `true` (a pass in progress finishes first; an
+/// interrupted one is safe: its leases expire and the same ids are sent again).
+pub async fn run(
+    store: Store,
+    client: WebhookClient,
+    clock: Arc<dyn Clock>,
+    config: WorkerConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let at = now(clock.as_ref());
+        match webhook::run_outbox_once(
+            &store,
+            &client,
+            &config.instance,
+            at,
+            config.lease,
+            config.batch,
+            config.retry,
+            &config.public_url,
+        )
+        .await
+        {
+            Ok(pass) if pass.claimed > 0 => tracing::info!(
+                claimed = pass.claimed,
+                delivered = pass.delivered,
+                failed = pass.failed,
+                "outbox pass"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "outbox pass failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(config.interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
