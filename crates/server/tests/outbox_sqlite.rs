@@ -331,3 +331,45 @@ async fn removing_the_domain_or_unsubscribing_clears_the_outbox() {
     assert_eq!(store.outbox_backlog().await.unwrap(), 0);
     assert!(store.incidents("example.org", 10).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_evidence_signing_key_is_made_once_and_kept() {
+    use ring::signature::{ED25519, KeyPair, UnparsedPublicKey};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cw.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let key = store.evidence_signing_key().await.unwrap();
+    let public = key.public_key().as_ref().to_vec();
+    assert_eq!(public.len(), 32);
+    // The same key on every call, after a restart, and for a second instance.
+    assert_eq!(
+        store
+            .evidence_signing_key()
+            .await
+            .unwrap()
+            .public_key()
+            .as_ref(),
+        &public[..]
+    );
+    drop(store);
+    let reopened = Store::open(&url).await.unwrap();
+    let again = reopened.evidence_signing_key().await.unwrap();
+    assert_eq!(again.public_key().as_ref(), &public[..]);
+    let sig = again.sign(b"bundle");
+    assert!(
+        UnparsedPublicKey::new(&ED25519, &public)
+            .verify(b"bundle", sig.as_ref())
+            .is_ok()
+    );
+    // Another database has another key.
+    let other = Store::open("sqlite::memory:").await.unwrap();
+    assert_ne!(
+        other
+            .evidence_signing_key()
+            .await
+            .unwrap()
+            .public_key()
+            .as_ref(),
+        &public[..]
+    );
+}

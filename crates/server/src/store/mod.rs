@@ -712,6 +712,29 @@ impl Store {
             })
     }
 
+    /// The service's Ed25519 key that signs evidence bundles (`certwatch::evidence`): made
+    /// on first use from 32 bytes of the injected randomness and kept in the `settings`
+    /// table (as the seed, hex), so every instance on one database and every restart signs
+    /// with the same key. Publish `key.public_key()` (and `certwatch::evidence::key_id`).
+    /// Never logged.
+    pub async fn evidence_signing_key(
+        &self,
+    ) -> Result<ring::signature::Ed25519KeyPair, StoreError> {
+        let mut fresh = [0u8; 32];
+        self.random.fill(&mut fresh);
+        let fresh = hex::encode(fresh);
+        let stored = self
+            .tx(move |tx| ops::setting_or_insert(tx, "evidence_signing_seed", fresh))
+            .await?;
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            what: "settings.evidence_signing_seed".into(),
+            reason: reason.into(),
+        };
+        let seed = hex::decode(stored.trim()).map_err(|_| corrupt("not hex"))?;
+        ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+            .map_err(|_| corrupt("not a 32-byte Ed25519 seed"))
+    }
+
     /// Counts for health and metrics, at `now`.
     pub async fn stats(&self, now: i64) -> Result<StoreStats, StoreError> {
         self.tx(move |tx| ops::stats(tx, now)).await
