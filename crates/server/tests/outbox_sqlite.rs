@@ -134,6 +134,36 @@ async fn one_delivery_per_subscriber_per_alert_made_with_the_check() {
     assert_eq!(inc[0].condition, "mismatch");
     assert_eq!(inc[0].opened_at, T0 + 1000);
     assert_eq!(inc[0].closed_at, Some(T0 + 9000));
+
+    // Delivered, then older than the retention: the history is pruned.
+    let claimed = store
+        .claim_deliveries("a", T0 + 9001, 60, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 4);
+    for d in &claimed {
+        assert!(store.mark_delivered(&d.id, T0 + 9002).await.unwrap());
+    }
+    let later = T0 + 8999 + certwatch_server::store::HISTORY_RETENTION_SECS;
+    check(&store, later, Ok(report("example.org", "match", KEY, &[]))).await;
+    assert_eq!(
+        store.deliveries_of("example.org", 100).await.unwrap().len(),
+        4
+    );
+    check(
+        &store,
+        later + 1000,
+        Ok(report("example.org", "match", KEY, &[])),
+    )
+    .await;
+    assert!(
+        store
+            .deliveries_of("example.org", 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.incidents("example.org", 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]

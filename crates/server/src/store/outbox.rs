@@ -247,6 +247,27 @@ pub(crate) fn record_alerts(
             created += 1;
         }
     }
+    // Bounded history, like the checks: finished deliveries, and incidents closed (with
+    // their alerts and deliveries), older than the retention.
+    let cutoff = now.saturating_sub(super::HISTORY_RETENTION_SECS);
+    tx.exec(
+        "DELETE FROM deliveries WHERE state IN ('delivered', 'failed') AND finished_at < $1",
+        &[cutoff.into()],
+    )?;
+    tx.exec(
+        "DELETE FROM deliveries WHERE alert_id IN (SELECT a.id FROM alerts a \
+           JOIN incidents i ON i.id = a.incident_id WHERE i.domain = $1 AND i.closed_at < $2)",
+        &[domain.into(), cutoff.into()],
+    )?;
+    tx.exec(
+        "DELETE FROM alerts WHERE incident_id IN \
+           (SELECT id FROM incidents WHERE domain = $1 AND closed_at < $2)",
+        &[domain.into(), cutoff.into()],
+    )?;
+    tx.exec(
+        "DELETE FROM incidents WHERE domain = $1 AND closed_at < $2",
+        &[domain.into(), cutoff.into()],
+    )?;
     Ok(created)
 }
 
