@@ -92,6 +92,18 @@ use db::Db;
 pub use ops::{CURRENT_VERSION, HISTORY_RETENTION_SECS, TICKET_RETENTION_SECS};
 pub use outbox::{AlertRecord, Delivery, IncidentRecord, RetryPolicy};
 
+/// The tokens of a new opt-in subscription, to put in the confirmation message's links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OptInTokens {
+    /// The subscription's id.
+    pub subscription_id: i64,
+    /// The confirmation token (double opt-in link).
+    pub confirm: String,
+    /// The unsubscribe token (in every message's unsubscribe link).
+    pub unsubscribe: String,
+}
+
 use crate::notify::incident::Policy;
 
 /// What can go wrong in the store.
@@ -887,6 +899,65 @@ impl Store {
     /// active and its domain watched. `false` if unknown or already confirmed.
     pub async fn confirm_subscription(&self, id: i64, now: i64) -> Result<bool, StoreError> {
         self.tx(move |tx| outbox::confirm_subscription(tx, id, now))
+            .await
+    }
+
+    /// Double opt-in (email): adds an unconfirmed subscription, or renews the tokens of one
+    /// still unconfirmed, with a confirmation token valid until `now + ttl` and an
+    /// unsubscribe token (128 random bits each, hex; only their SHA-256 is stored). `None`
+    /// when the subscription is already confirmed (nothing is sent again).
+    pub async fn add_opt_in_subscription(
+        &self,
+        domain: &str,
+        channel: &str,
+        address: &str,
+        now: i64,
+        ttl: i64,
+    ) -> Result<Option<OptInTokens>, StoreError> {
+        let domain = normalise_domain(domain)?;
+        let (channel, address) = (channel.to_owned(), address.to_owned());
+        let (confirm, unsubscribe) = (self.token(), self.token());
+        let (ch, uh) = (
+            outbox::token_hash(&confirm),
+            outbox::token_hash(&unsubscribe),
+        );
+        let expires = now.saturating_add(ttl);
+        let id = self
+            .tx(move |tx| {
+                outbox::add_opt_in_subscription(
+                    tx, &domain, &channel, &address, &ch, &uh, now, expires,
+                )
+            })
+            .await?;
+        Ok(id.map(|id| OptInTokens {
+            subscription_id: id,
+            confirm,
+            unsubscribe,
+        }))
+    }
+
+    /// Follows a confirmation link: confirms the subscription whose unexpired token this
+    /// is, once (a replayed or forged token gives `None`). Returns (domain, channel,
+    /// address).
+    pub async fn confirm_by_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Option<(String, String, String)>, StoreError> {
+        let hash = outbox::token_hash(token.trim());
+        self.tx(move |tx| outbox::confirm_by_token(tx, &hash, now))
+            .await
+    }
+
+    /// Follows an unsubscribe link: **deletes** the subscription (and its pending
+    /// deliveries) whose token this is, and only that one. Returns (domain, channel,
+    /// address), `None` for an unknown token.
+    pub async fn unsubscribe_by_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<(String, String, String)>, StoreError> {
+        let hash = outbox::token_hash(token.trim());
+        self.tx(move |tx| outbox::unsubscribe_by_token(tx, &hash))
             .await
     }
 

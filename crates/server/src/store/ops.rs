@@ -9,7 +9,7 @@ use super::{
 };
 
 /// The newest schema version this program knows.
-pub const CURRENT_VERSION: i64 = 5;
+pub const CURRENT_VERSION: i64 = 6;
 
 /// Checks older than this are deleted (the domain's latest check is always kept).
 pub const HISTORY_RETENTION_SECS: i64 = 90 * 86_400;
@@ -32,6 +32,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_subscription_secrets.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_subscription_tokens.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -47,6 +51,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/postgres/0005_subscription_secrets.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_subscription_tokens.sql"),
     ),
 ];
 

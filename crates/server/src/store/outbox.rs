@@ -567,3 +567,98 @@ pub(crate) fn subscription_secret(tx: &mut dyn Tx, id: i64) -> Result<Option<Str
     )?;
     Ok(rows.first().and_then(|r| r.text(0)))
 }
+
+/// SHA-256 of a token, lowercase hex (what the database keeps).
+pub(crate) fn token_hash(token: &str) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+}
+
+/// Adds (or renews, while unconfirmed) an opt-in subscription with fresh token hashes;
+/// returns its id, or `None` if it is already confirmed (nothing to send).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn add_opt_in_subscription(
+    tx: &mut dyn Tx,
+    domain: &str,
+    channel: &str,
+    address: &str,
+    confirm_hash: &str,
+    unsubscribe_hash: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<Option<i64>, StoreError> {
+    let rows = tx.query(
+        "SELECT id, confirmed_at FROM subscriptions WHERE domain = $1 AND channel = $2 AND address = $3",
+        &[domain.into(), channel.into(), address.into()],
+    )?;
+    let id = match rows.first() {
+        Some(r) if r.int(1).is_some() => return Ok(None),
+        Some(r) => r.int(0).unwrap_or(0),
+        None => add_pending_subscription(tx, domain, channel, address, "", now)?
+            .ok_or_else(|| StoreError::Database("subscription insert returned no id".into()))?,
+    };
+    tx.exec(
+        "UPDATE subscriptions SET confirm_token_hash = $2, confirm_expires_at = $3, \
+           unsubscribe_token_hash = $4 WHERE id = $1",
+        &[
+            id.into(),
+            confirm_hash.into(),
+            expires_at.into(),
+            unsubscribe_hash.into(),
+        ],
+    )?;
+    Ok(Some(id))
+}
+
+/// Confirms the subscription whose unexpired confirmation token hashes to `hash` (once: the
+/// hash is cleared). Its (domain, channel, address), or `None`.
+pub(crate) fn confirm_by_token(
+    tx: &mut dyn Tx,
+    hash: &str,
+    now: i64,
+) -> Result<Option<(String, String, String)>, StoreError> {
+    let rows = tx.query(
+        "SELECT id, domain, channel, address FROM subscriptions \
+         WHERE confirm_token_hash = $1 AND confirmed_at IS NULL AND confirm_expires_at >= $2",
+        &[hash.into(), now.into()],
+    )?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let id = r.int(0).unwrap_or(0);
+    tx.exec(
+        "UPDATE subscriptions SET confirm_token_hash = NULL, confirm_expires_at = NULL WHERE id = $1",
+        &[id.into()],
+    )?;
+    confirm_subscription(tx, id, now)?;
+    Ok(Some((
+        r.text(1).unwrap_or_default(),
+        r.text(2).unwrap_or_default(),
+        r.text(3).unwrap_or_default(),
+    )))
+}
+
+/// Deletes the subscription whose unsubscribe token hashes to `hash`, with its deliveries.
+/// Its (domain, channel, address), or `None`.
+pub(crate) fn unsubscribe_by_token(
+    tx: &mut dyn Tx,
+    hash: &str,
+) -> Result<Option<(String, String, String)>, StoreError> {
+    let rows = tx.query(
+        "SELECT id, domain, channel, address FROM subscriptions WHERE unsubscribe_token_hash = $1",
+        &[hash.into()],
+    )?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let id = r.int(0).unwrap_or(0);
+    tx.exec(
+        "DELETE FROM deliveries WHERE subscription_id = $1",
+        &[id.into()],
+    )?;
+    tx.exec("DELETE FROM subscriptions WHERE id = $1", &[id.into()])?;
+    Ok(Some((
+        r.text(1).unwrap_or_default(),
+        r.text(2).unwrap_or_default(),
+        r.text(3).unwrap_or_default(),
+    )))
+}
