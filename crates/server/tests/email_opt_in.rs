@@ -132,3 +132,28 @@ async fn double_opt_in_then_unsubscribe_deletes_the_address() {
         None
     );
 }
+
+#[tokio::test]
+async fn the_unsubscribe_token_is_stable_and_per_subscription() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let t = store
+        .add_opt_in_subscription("example.org", "email", "carol@example.net", T0, DAY)
+        .await
+        .unwrap()
+        .unwrap();
+    let again = store
+        .unsubscribe_token("example.org", "email", "carol@example.net")
+        .await
+        .unwrap();
+    assert_eq!(
+        t.unsubscribe, again,
+        "every message carries the same working link"
+    );
+    let other = store
+        .unsubscribe_token("example.org", "email", "dave@example.net")
+        .await
+        .unwrap();
+    assert_ne!(other, again);
+    assert_eq!(store.unsubscribe_by_token(&other).await.unwrap(), None);
+    assert!(store.unsubscribe_by_token(&again).await.unwrap().is_some());
+}

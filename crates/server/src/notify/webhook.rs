@@ -486,8 +486,9 @@ pub struct OutboxPass {
 }
 
 /// One pass of the outbox worker for webhooks: claims up to `max` due deliveries (leased
-/// for `lease` seconds), sends each webhook one by one, marks it delivered or failed (the
-/// store's backoff). Other channels are left to their own worker. `now` is injected.
+/// for `lease` seconds) of the `webhook` channel, sends each one by one, marks it delivered
+/// or failed (the store's backoff). Other channels are left to their own worker. `now` is
+/// injected.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_outbox_once(
     store: &Store,
@@ -500,11 +501,10 @@ pub async fn run_outbox_once(
     public_url: &str,
 ) -> Result<OutboxPass, WebhookError> {
     let mut pass = OutboxPass::default();
-    let claimed = store.claim_deliveries(instance, now, lease, max).await?;
+    let claimed = store
+        .claim_channel_deliveries("webhook", instance, now, lease, max)
+        .await?;
     for d in claimed {
-        if d.channel != "webhook" {
-            continue;
-        }
         pass.claimed += 1;
         let secret = store
             .subscription_secret(d.subscription_id)

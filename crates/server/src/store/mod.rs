@@ -820,8 +820,40 @@ impl Store {
         max: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
         let instance = instance.to_owned();
-        self.tx(move |tx| outbox::claim_deliveries(tx, &instance, now, lease, max))
+        self.tx(move |tx| outbox::claim_deliveries(tx, None, &instance, now, lease, max))
             .await
+    }
+
+    /// [`Store::claim_deliveries`] for one channel only (`webhook`, `email`): each channel's
+    /// worker leaves the others' deliveries unclaimed.
+    pub async fn claim_channel_deliveries(
+        &self,
+        channel: &str,
+        instance: &str,
+        now: i64,
+        lease: i64,
+        max: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let (channel, instance) = (channel.to_owned(), instance.to_owned());
+        self.tx(move |tx| outbox::claim_deliveries(tx, Some(&channel), &instance, now, lease, max))
+            .await
+    }
+
+    /// The unsubscribe token of subscription (domain, channel, address): derived from the
+    /// shared secret (HMAC-SHA256 of the three, 128 bits, hex), so every message can carry it
+    /// without storing it; the database keeps only its SHA-256.
+    pub async fn unsubscribe_token(
+        &self,
+        domain: &str,
+        channel: &str,
+        address: &str,
+    ) -> Result<String, StoreError> {
+        let domain = normalise_domain(domain)?;
+        let secret = self.web_secret().await?;
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
+        let msg = format!("certwatch-unsubscribe\0{domain}\0{channel}\0{address}");
+        let tag = ring::hmac::sign(&key, msg.as_bytes());
+        Ok(hex::encode(&tag.as_ref()[..16]))
     }
 
     /// Marks delivery `id` delivered; `false` if it was not pending (already done).
@@ -903,9 +935,9 @@ impl Store {
     }
 
     /// Double opt-in (email): adds an unconfirmed subscription, or renews the tokens of one
-    /// still unconfirmed, with a confirmation token valid until `now + ttl` and an
-    /// unsubscribe token (128 random bits each, hex; only their SHA-256 is stored). `None`
-    /// when the subscription is already confirmed (nothing is sent again).
+    /// still unconfirmed, with a confirmation token valid until `now + ttl` (128 random bits,
+    /// hex) and its unsubscribe token ([`Store::unsubscribe_token`]); only their SHA-256 is
+    /// stored. `None` when the subscription is already confirmed (nothing is sent again).
     pub async fn add_opt_in_subscription(
         &self,
         domain: &str,
@@ -916,7 +948,8 @@ impl Store {
     ) -> Result<Option<OptInTokens>, StoreError> {
         let domain = normalise_domain(domain)?;
         let (channel, address) = (channel.to_owned(), address.to_owned());
-        let (confirm, unsubscribe) = (self.token(), self.token());
+        let confirm = self.token();
+        let unsubscribe = self.unsubscribe_token(&domain, &channel, &address).await?;
         let (ch, uh) = (
             outbox::token_hash(&confirm),
             outbox::token_hash(&unsubscribe),

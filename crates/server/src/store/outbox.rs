@@ -302,6 +302,7 @@ fn delivery(r: &Row) -> Delivery {
 /// Claims up to `max` due deliveries for `instance` until `now + lease`.
 pub(crate) fn claim_deliveries(
     tx: &mut dyn Tx,
+    channel: Option<&str>,
     instance: &str,
     now: i64,
     lease: i64,
@@ -317,9 +318,14 @@ pub(crate) fn claim_deliveries(
             "SELECT {DELIVERY_COLS} FROM deliveries d JOIN alerts a ON a.id = d.alert_id \
              WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
                AND (d.claim_until IS NULL OR d.claim_until <= $1) \
+               AND ($3 = '' OR d.channel = $3) \
              ORDER BY d.next_attempt_at, d.created_at, d.id LIMIT $2{lock}"
         ),
-        &[now.into(), i64::from(max).into()],
+        &[
+            now.into(),
+            i64::from(max).into(),
+            channel.unwrap_or("").into(),
+        ],
     )?;
     let until = now.saturating_add(lease);
     let mut out = Vec::with_capacity(rows.len());
