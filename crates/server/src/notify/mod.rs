@@ -3,6 +3,7 @@
 //! to each subscriber exactly under one stable delivery id (the store's `outbox_*`
 //! operations, see `docs/alerts.md`).
 
+pub mod email;
 pub mod incident;
 pub mod webhook;
 pub mod worker;
