@@ -306,7 +306,14 @@ async fn the_worker_delivers_then_stops() {
         interval: std::time::Duration::from_millis(20),
         ..WorkerConfig::default()
     };
-    let task = tokio::spawn(worker::run(store.clone(), client, clock, config, stop_rx));
+    let task = tokio::spawn(worker::run(
+        store.clone(),
+        client,
+        None,
+        clock,
+        config,
+        stop_rx,
+    ));
     // Wait (bounded, not timed) until the delivery is marked.
     for _ in 0..3000 {
         if store.outbox_backlog().await.unwrap() == 0 {

@@ -1,5 +1,6 @@
-//! The outbox worker: every `interval`, one [`webhook::run_outbox_once`] pass at the
-//! injected clock's time, until stopped. Several instances may run it on one PostgreSQL
+//! The outbox worker: every `interval`, one [`webhook::run_outbox_once`] pass and, with an
+//! email sender, one [`email::run_email_once`] pass, at the injected clock's time, until
+//! stopped. Several instances may run it on one PostgreSQL
 //! database: the claims are leases taken with `SKIP LOCKED`.
 
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use crate::clock::{Clock, now};
 use crate::store::{RetryPolicy, Store};
 
+use super::email::{self, EmailSender};
 use super::webhook::{self, WebhookClient};
 
 /// How the worker runs.
@@ -45,6 +47,7 @@ impl Default for WorkerConfig {
 pub async fn run(
     store: Store,
     client: WebhookClient,
+    email_sender: Option<EmailSender>,
     clock: Arc<dyn Clock>,
     config: WorkerConfig,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -74,6 +77,29 @@ pub async fn run(
             ),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "outbox pass failed"),
+        }
+        if let Some(sender) = &email_sender {
+            match email::run_email_once(
+                &store,
+                sender,
+                &config.instance,
+                at,
+                config.lease,
+                config.batch,
+                config.retry,
+                &config.public_url,
+            )
+            .await
+            {
+                Ok(pass) if pass.claimed > 0 => tracing::info!(
+                    claimed = pass.claimed,
+                    delivered = pass.delivered,
+                    failed = pass.failed,
+                    "email outbox pass"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "email outbox pass failed"),
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(config.interval) => {}
