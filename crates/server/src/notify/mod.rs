@@ -1,7 +1,11 @@
-//! Alerts (issue 9): which check results open, remind of and close an incident
-//! ([`incident`], a pure state machine without I/O), and the outbox that carries each alert
-//! to each subscriber exactly under one stable delivery id (the store's `outbox_*`
-//! operations, see `docs/alerts.md`).
+//! Alerts (issue 9, `docs/alerts.md`):
+//! - [`incident`]: which check results open, remind of and close an incident (a pure state
+//!   machine without I/O);
+//! - the outbox is in the store (`Store::finish` records alerts and deliveries in the
+//!   check's transaction; `claim_deliveries`, `mark_delivered`, `mark_attempt_failed`);
+//! - [`webhook`]: signed JSON POSTs through the SSRF guard (`docs/webhooks.md`);
+//! - [`email`]: SMTP through lettre, double opt-in, unsubscribe links;
+//! - [`worker`]: the loop that sends due deliveries.
 
 pub mod email;
 pub mod incident;
