@@ -15,7 +15,7 @@ const OTHER: &str = "18ba39dd58f16c14527b95e1c4bf11b22d401b7e523fdb973540fde1c21
 fn report(domain: &str, verdict: &str, presented: &str, warnings: &[&str]) -> Report {
     let warnings: Vec<serde_json::Value> = warnings
         .iter()
-        .map(|c| serde_json::json!({"code": c, "message": "test"}))
+        .map(|c| serde_json::json!({"code": c, "message": format!("{c}: exit 198.51.100.7 saw another key")}))
         .collect();
     serde_json::from_value(serde_json::json!({
         "schema_version": 1, "domain": domain, "checked_at": "2027-01-15T08:00:00Z",
@@ -98,6 +98,11 @@ async fn one_delivery_per_subscriber_per_alert_made_with_the_check() {
             .all(|d| d.alert.condition == "mismatch" && d.alert.kind == "opened")
     );
     assert!(d.iter().all(|d| d.state == "pending" && d.id.len() == 32));
+    let detail = d[0].alert.detail.as_deref().unwrap_or("");
+    assert!(
+        detail.contains("xmpp.example.org:5222 [192.0.2.1] key 18ba"),
+        "{detail}"
+    );
     assert_ne!(d[0].id, d[1].id);
     assert_eq!(
         vec![d[0].address.as_str(), d[1].address.as_str()],
@@ -293,6 +298,11 @@ async fn hostile_exit_is_an_admin_notice_without_deliveries() {
     assert_eq!(notices[0].condition, "hostile-exit");
     assert_eq!(notices[0].audience, "admin");
     assert_eq!(notices[0].domain, "example.org");
+    // The notice names the exit (from the report's warning).
+    assert_eq!(
+        notices[0].detail.as_deref(),
+        Some("hostile-exit: exit 198.51.100.7 saw another key")
+    );
 }
 
 #[tokio::test]

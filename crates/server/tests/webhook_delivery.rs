@@ -177,6 +177,10 @@ async fn delivery_is_signed_and_carries_its_id() {
     assert_eq!(v["domain"], "example.org");
     assert_eq!(v["condition"], "bogus");
     assert_eq!(v["kind"], "opened");
+    assert!(
+        v["detail"].as_str().unwrap().contains("expired RRSIG"),
+        "{v}"
+    );
     assert_eq!(
         v["domain_url"],
         "https://certwatch.example/domains/example.org"

@@ -226,10 +226,18 @@ impl EmailSender {
             ),
         };
         let body = format!(
-            "{lead}\n\nIncident {} opened at {} (Unix time); this check at {}.\n\
+            "{lead}\n{}\nIncident {} opened at {} (Unix time); this check at {}.\n\
              Details: {base}/domains/{}\nDelivery id: {}\n\n\
              Unsubscribe (deletes your address): {base}/subscriptions/unsubscribe?token={unsubscribe_token}\n",
-            a.incident_id, a.opened_at, a.at, a.domain, d.id
+            a.detail
+                .as_deref()
+                .map(|x| format!("\n{x}\n"))
+                .unwrap_or_default(),
+            a.incident_id,
+            a.opened_at,
+            a.at,
+            a.domain,
+            d.id
         );
         let mut message = self.message(&d.address, subject, body, now)?;
         // Receivers deduplicate on the delivery id (also in the body).

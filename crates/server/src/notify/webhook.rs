@@ -174,6 +174,7 @@ pub fn alert_body(d: &Delivery, public_url: &str) -> Vec<u8> {
         "incident_opened_at": d.alert.opened_at,
         "at": d.alert.at,
         "check_id": d.alert.check_id,
+        "detail": d.alert.detail,
         "domain_url": format!("{base}/domains/{}", d.alert.domain),
     });
     body.to_string().into_bytes()

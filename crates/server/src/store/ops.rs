@@ -9,7 +9,7 @@ use super::{
 };
 
 /// The newest schema version this program knows.
-pub const CURRENT_VERSION: i64 = 6;
+pub const CURRENT_VERSION: i64 = 7;
 
 /// Checks older than this are deleted (the domain's latest check is always kept).
 pub const HISTORY_RETENTION_SECS: i64 = 90 * 86_400;
@@ -36,6 +36,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/sqlite/0006_subscription_tokens.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_alert_detail.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -55,6 +59,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../migrations/postgres/0006_subscription_tokens.sql"),
+    ),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_alert_detail.sql"),
     ),
 ];
 

@@ -69,6 +69,9 @@ pub struct AlertRecord {
     pub at: i64,
     /// The check that caused it.
     pub check_id: Option<i64>,
+    /// What it is about, in words: for `hostile-exit`, the report's warnings (naming the
+    /// exits and keys); for `mismatch`, `bogus` and `downgrade`, the endpoints concerned.
+    pub detail: Option<String>,
 }
 
 /// One delivery of an alert to one subscription.
@@ -111,6 +114,54 @@ pub struct IncidentRecord {
     pub last_alert_at: i64,
     /// When it recovered; `None` while open.
     pub closed_at: Option<i64>,
+}
+
+/// The alert's detail from the report (at most 2000 characters).
+fn detail_of(c: Condition, r: &certwatch::Report) -> Option<String> {
+    use certwatch::Verdict;
+    let lines: Vec<String> = match c {
+        Condition::HostileExit | Condition::SignatureExpiring => {
+            let code = if c == Condition::HostileExit {
+                "hostile-exit"
+            } else {
+                "signature-expiring"
+            };
+            r.warnings
+                .iter()
+                .filter(|w| w.code.as_str() == code)
+                .map(|w| w.message.clone())
+                .collect()
+        }
+        Condition::Mismatch | Condition::Bogus | Condition::Downgrade => {
+            let verdict = match c {
+                Condition::Mismatch => Verdict::Mismatch,
+                Condition::Bogus => Verdict::Bogus,
+                _ => Verdict::ProtocolError,
+            };
+            r.endpoints
+                .iter()
+                .filter(|e| e.verdict == verdict)
+                .map(|e| {
+                    let addr = e.address.map(|a| a.to_string()).unwrap_or_default();
+                    let key = e.presented_spki_sha256.as_deref().unwrap_or("-");
+                    let why = e
+                        .error
+                        .as_ref()
+                        .map(|x| x.message.clone())
+                        .or_else(|| e.dnssec_reason.clone())
+                        .unwrap_or_default();
+                    format!("{}:{} [{addr}] key {key} {why}", e.target, e.port)
+                        .trim_end()
+                        .to_owned()
+                })
+                .collect()
+        }
+        Condition::Blind => Vec::new(),
+    };
+    if lines.is_empty() {
+        return None;
+    }
+    Some(lines.join("\n").chars().take(2000).collect())
 }
 
 fn token(random: &dyn Random) -> String {
@@ -204,9 +255,10 @@ pub(crate) fn record_alerts(
             }
         };
         let audience = c.audience();
+        let detail = report.and_then(|r| detail_of(c, r));
         let rows = tx.query(
-            "INSERT INTO alerts (incident_id, domain, condition, kind, audience, opened_at, at, check_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO alerts (incident_id, domain, condition, kind, audience, opened_at, at, check_id, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
             &[
                 incident_id.into(),
                 domain.into(),
@@ -216,6 +268,7 @@ pub(crate) fn record_alerts(
                 alert.opened_at.into(),
                 now.into(),
                 check_id.into(),
+                detail.into(),
             ],
         )?;
         let alert_id = rows
@@ -273,7 +326,7 @@ pub(crate) fn record_alerts(
 
 const DELIVERY_COLS: &str = "d.id, d.subscription_id, d.channel, d.address, d.state, d.attempts, \
     d.last_error, d.next_attempt_at, a.id, a.incident_id, a.domain, a.condition, a.kind, \
-    a.audience, a.opened_at, a.at, a.check_id";
+    a.audience, a.opened_at, a.at, a.check_id, a.detail";
 
 fn delivery(r: &Row) -> Delivery {
     Delivery {
@@ -295,6 +348,7 @@ fn delivery(r: &Row) -> Delivery {
             opened_at: r.int(14).unwrap_or(0),
             at: r.int(15).unwrap_or(0),
             check_id: r.int(16),
+            detail: r.text(17),
         },
     }
 }
@@ -438,7 +492,7 @@ pub(crate) fn alerts_for(
     limit: u32,
 ) -> Result<Vec<AlertRecord>, StoreError> {
     let rows = tx.query(
-        "SELECT id, incident_id, domain, condition, kind, audience, opened_at, at, check_id \
+        "SELECT id, incident_id, domain, condition, kind, audience, opened_at, at, check_id, detail \
          FROM alerts WHERE audience = $1 ORDER BY at DESC, id DESC LIMIT $2",
         &[audience.into(), i64::from(limit).into()],
     )?;
@@ -454,6 +508,7 @@ pub(crate) fn alerts_for(
             opened_at: r.int(6).unwrap_or(0),
             at: r.int(7).unwrap_or(0),
             check_id: r.int(8),
+            detail: r.text(9),
         })
         .collect())
 }
