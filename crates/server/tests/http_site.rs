@@ -1507,3 +1507,66 @@ async fn instances_on_one_database_accept_each_others_tokens() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_admin_view_lists_failed_deliveries_and_notices() {
+    use certwatch_server::store::RetryPolicy;
+    let token = "failed-admin-token-0123456789abcdef";
+    let site = Site::new(admin_config(token)).await;
+    let admin_page = || async {
+        site.send(
+            Request::builder()
+                .uri("/admin")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    };
+    let r = admin_page().await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.body.contains("HTTP 500"));
+
+    // A confirmed webhook subscriber, then a bogus check: one alert, one delivery.
+    let store = &site.state.store;
+    let hook = "https://hooks.example/x?a=1&b=<2>";
+    assert!(
+        store
+            .add_subscription("example.org", "webhook", hook, site.now())
+            .await
+            .unwrap()
+    );
+    site.store_report(&report(
+        "example.org",
+        "bogus",
+        vec![endpoint(json!({}))],
+        &[],
+    ))
+    .await;
+    let claimed = store
+        .claim_deliveries("test", site.now(), 60, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    let id = claimed[0].id.clone();
+    // Every retry used up: it fails for good.
+    let retry = RetryPolicy {
+        base_delay: 10,
+        max_delay: 10,
+        max_attempts: 1,
+    };
+    let state = store
+        .mark_attempt_failed(&id, site.now(), "HTTP 500", retry)
+        .await
+        .unwrap();
+    assert_eq!(state.as_deref(), Some("failed"));
+
+    let r = admin_page().await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains(&id), "the delivery id is listed");
+    assert!(r.body.contains("HTTP 500"));
+    assert!(r.body.contains("bogus"));
+    // The address is escaped like every stored text.
+    assert!(r.body.contains("a=1&amp;b=&lt;2&gt;"));
+    assert!(!r.body.contains("b=<2>"));
+}

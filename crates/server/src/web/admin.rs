@@ -1,6 +1,6 @@
 //! The admin view, behind a token: list and remove domains, read the operators' removal
-//! requests, block or unblock subscribers; a placeholder where the alert issue puts failed
-//! deliveries.
+//! requests, block or unblock subscribers, and read the alert deliveries that failed for good
+//! and the administrator's notices (hostile Tor exits).
 //!
 //! Authentication: `Authorization: Bearer TOKEN`, or a login form (with CSRF) that sets a
 //! signed session cookie (`HttpOnly`, `SameSite=Strict`, 12 hours). The token is compared,
@@ -36,6 +36,8 @@ pub const SESSION_SECS: i64 = 12 * 3600;
 pub const PAGE_SIZE: u32 = 50;
 /// Subscriptions listed on the admin page (the newest).
 pub const SUBSCRIPTIONS_SHOWN: u32 = 200;
+/// Failed deliveries and administrator notices listed on the admin page (the newest).
+pub const FAILED_SHOWN: u32 = 50;
 
 /// How a request proved it is the administrator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +203,14 @@ pub async fn dashboard(
         Ok(s) => s,
         Err(e) => return internal(&e),
     };
+    let failed = match web.app.store.failed_deliveries(FAILED_SHOWN).await {
+        Ok(f) => f,
+        Err(e) => return internal(&e),
+    };
+    let notices = match web.app.store.admin_notices(FAILED_SHOWN).await {
+        Ok(n) => n,
+        Err(e) => return internal(&e),
+    };
     let body = html! {
         h1 { "Admin" }
         form method="post" action="/admin/logout" {
@@ -298,9 +308,44 @@ pub async fn dashboard(
                 }
             }
         }
-        section aria-labelledby="deliveries" class="placeholder" {
+        section aria-labelledby="deliveries" {
             h2 id="deliveries" { "Failed deliveries" }
-            p { strong { "Coming next: " } "alerts that keep failing to deliver are listed here once the outbox exists (issue 9)." }
+            p class="hint" { "The newest " (FAILED_SHOWN) " alert deliveries that failed after every retry. The delivery id is the one the receiver saw in every attempt." }
+            @if failed.is_empty() { p { "None." } } @else {
+                div class="table-wrap" {
+                    table {
+                        thead { tr {
+                            th scope="col" { "Delivery" } th scope="col" { "Domain" } th scope="col" { "Alert" }
+                            th scope="col" { "Channel" } th scope="col" { "Address" } th scope="col" { "Attempts" }
+                            th scope="col" { "Last error" }
+                        } }
+                        tbody {
+                            @for d in &failed {
+                                tr {
+                                    td { code { (d.id) } }
+                                    td { a href={ "/domains/" (d.alert.domain) } { (d.alert.domain) } }
+                                    td { (d.alert.condition) " " (d.alert.kind) " at " (rfc3339(d.alert.at)) }
+                                    td { (d.channel) }
+                                    td { (d.address) }
+                                    td { (d.attempts) }
+                                    td { (d.last_error.as_deref().unwrap_or("")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="notices" {
+            h2 id="notices" { "Notices for the administrator" }
+            p class="hint" { "Hostile Tor exits found by confirmation: subscribers were not alarmed. The detail names the exits and the keys they presented (evidence for a bad-relay report)." }
+            @if notices.is_empty() { p { "None." } } @else {
+                ul {
+                    @for n in &notices {
+                        li { (rfc3339(n.at)) " " a href={ "/domains/" (n.domain) } { (n.domain) } ": " (n.condition) @if let Some(detail) = &n.detail { " — " (detail) } }
+                    }
+                }
+            }
         }
     };
     with_csrf_cookie(
