@@ -13,8 +13,9 @@
 #    - idle RSS (VmRSS after 30 s; the scheduler runs at the circuit cap),
 #    - the server's CPU over a 60 s window divided by the checks it started (scheduler CPU
 #      per tick: ticks are the checks started, as the cap allows),
-#    - `wrk -t2 -c64 -d20s` on GET /api/v1/domains/d0001.bench (wrk shares the 2 cores with the
-#      server: said as such in the results).
+#    - `wrk -t2 -c64 -d20s` on GET /api/v1/domains/d0001.bench, CW_BENCH_SERVICE_RUNS times
+#      (default 10; median, min and max), with the RSS before each run (wrk shares the 2 cores
+#      with the server: said as such in the results).
 # Needs scripts/bench/fixtures.sh up, sqlite3 and wrk (apt-get install wrk).
 set -euo pipefail
 BIN=${1:?usage: service.sh BIN_DIR [N]}
@@ -60,4 +61,19 @@ tck=$(getconf CLK_TCK)
 cpu_ms=$(( (t1 - t0) * 1000 / tck ))
 echo "idle RSS: $rss KiB; server CPU over 60 s: $cpu_ms ms; checks finished: $((c1 - c0))"
 curl -s "http://$LISTEN/metrics" | grep -E '^certwatch_(checks_total|tor_circuits|scheduler_lag|checks_running)' | grep -v ' 0$' || true
-wrk -t2 -c64 -d20s "http://$LISTEN/api/v1/domains/d0001.bench" | tee "$DIR/wrk.txt"
+# The request rate and RSS, RUNS times (default 10): median, min and max.
+RUNS=${CW_BENCH_SERVICE_RUNS:-10}
+: >"$DIR/wrk.txt"
+rates=() rsss=()
+for r in $(seq "$RUNS"); do
+  rsss+=("$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")")
+  out=$(wrk -t2 -c64 -d20s "http://$LISTEN/api/v1/domains/d0001.bench")
+  printf '== run %s\n%s\n' "$r" "$out" >>"$DIR/wrk.txt"
+  rates+=("$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")")
+  non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  echo "run $r: ${rates[-1]} requests/s, RSS ${rsss[-1]} KiB${non2xx:+, $non2xx non-2xx responses}"
+done
+stats() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "median %s (min %s, max %s; %d runs)\n", m, v[1], v[NR], NR}'; }
+echo "GET /api/v1/domains/d0001.bench requests/s: $(stats "${rates[@]}")"
+echo "RSS KiB before each wrk run: $(stats "${rsss[@]}")"
+echo "RSS KiB after the last run: $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")"
