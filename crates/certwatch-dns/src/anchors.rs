@@ -13,8 +13,8 @@ use crate::wire::Wire;
 /// A DS trust anchor parsed from text.
 #[derive(Debug, Clone)]
 pub(crate) struct DsAnchor {
-    owner: Name,
-    ds: DS,
+    pub(crate) owner: Name,
+    pub(crate) ds: DS,
 }
 
 /// Parses DS lines: `<owner> [ttl] [class] DS <key tag> <algorithm> <digest type> <hex>`.

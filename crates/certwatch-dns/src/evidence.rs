@@ -78,7 +78,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use certwatch_core::Tlsa;
 use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, DS, RRSIG};
-use hickory_proto::dnssec::{Algorithm, DigestType, PublicKey as _, TrustAnchors, Verifier as _};
+use hickory_proto::dnssec::{PublicKey as _, TrustAnchors, Verifier as _};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{
@@ -603,59 +603,21 @@ impl Anchors {
     }
 }
 
-/// DS lines `<owner> [ttl] [class] DS <key tag> <algorithm> <digest type> <hex>`, the same
-/// grammar as [`TrustAnchor::DsText`] accepts.
+/// The DS anchors of `text`, parsed as the resolver configuration parses them
+/// ([`crate::anchors::parse_ds`]), with fully qualified owners.
 fn parse_ds_lines(text: &str) -> Result<Vec<(Name, DS)>, String> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.split(';').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let tokens: Vec<&str> = line.split_whitespace().collect();
-        let pos = tokens
-            .iter()
-            .position(|t| t.eq_ignore_ascii_case("DS"))
-            .filter(|p| *p > 0 && tokens.len() >= p + 5)
-            .ok_or_else(|| format!("`{line}` is not `<owner> DS <tag> <alg> <type> <hex>`"))?;
-        let mut owner =
-            Name::from_str(tokens[0]).map_err(|e| format!("owner `{}`: {e}", tokens[0]))?;
-        owner.set_fqdn(true);
-        let tag = tokens[pos + 1]
-            .parse::<u16>()
-            .map_err(|_| format!("bad key tag in `{line}`"))?;
-        let alg = tokens[pos + 2]
-            .parse::<u8>()
-            .map_err(|_| format!("bad algorithm in `{line}`"))?;
-        let dtype = tokens[pos + 3]
-            .parse::<u8>()
-            .map_err(|_| format!("bad digest type in `{line}`"))?;
-        let hex: String = tokens[pos + 4..].concat();
-        let digest = decode_hex(&hex).ok_or_else(|| format!("digest `{hex}` is not hex"))?;
-        out.push((
-            owner,
-            DS::new(
-                tag,
-                Algorithm::from_u8(alg),
-                DigestType::from(dtype),
-                digest,
-            ),
-        ));
-    }
-    if out.is_empty() {
-        return Err("no DS record in the text".into());
-    }
-    Ok(out)
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
+    let parsed = crate::anchors::parse_ds(text).map_err(|e| match e {
+        crate::error::Error::TrustAnchor { detail, .. } => detail,
+        other => other.to_string(),
+    })?;
+    Ok(parsed
+        .into_iter()
+        .map(|a| {
+            let mut owner = a.owner;
+            owner.set_fqdn(true);
+            (owner, a.ds)
+        })
+        .collect())
 }
 
 /// The offline validator's state: the chain's RRsets, the validated keys per zone.
@@ -1382,7 +1344,7 @@ mod tests {
     mod signed {
         use hickory_proto::dnssec::crypto::EcdsaSigningKey;
         use hickory_proto::dnssec::rdata::SigInput;
-        use hickory_proto::dnssec::{SigningKey, TBS};
+        use hickory_proto::dnssec::{Algorithm, SigningKey, TBS};
         use hickory_proto::rr::SerialNumber;
         use hickory_proto::rr::rdata::{CNAME, TLSA};
 
