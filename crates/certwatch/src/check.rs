@@ -925,8 +925,8 @@ fn entries_of(ep: &Endpoint, ev: &EndpointVerdict, seen: &[Seen]) -> Vec<Endpoin
         .collect()
 }
 
-/// Unix seconds as RFC 3339 UTC.
-fn rfc3339(secs: u64) -> String {
+/// Unix seconds as RFC 3339 UTC (the reports' and evidence bundles' time format).
+pub(crate) fn rfc3339(secs: u64) -> String {
     let t = i64::try_from(secs).unwrap_or(i64::MAX);
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()

@@ -65,6 +65,7 @@ use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::check::rfc3339;
 use crate::options::CheckOptions;
 use crate::report::Report;
 
@@ -888,17 +889,6 @@ fn parse_pem_chain(text: &str) -> Result<Vec<Vec<u8>>, String> {
         return Err("no certificate".into());
     }
     Ok(out)
-}
-
-fn rfc3339(secs: u64) -> String {
-    let t = i64::try_from(secs).unwrap_or(i64::MAX);
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }
 
 /// The private root of the interop environment (a real ECDSA P-256 key) for the fuzz
