@@ -23,6 +23,29 @@ pub enum TrustAnchor {
 }
 
 impl TrustAnchor {
+    /// The anchor a trust-anchor file holds: DS lines make [`TrustAnchor::DsText`], anything
+    /// else is taken as DNSKEY lines ([`TrustAnchor::DnskeyText`]). `;` starts a comment.
+    /// Nothing is parsed yet; [`TrustAnchor::validate`] does that.
+    ///
+    /// ```
+    /// use certwatch_dns::TrustAnchor;
+    /// let ds = TrustAnchor::from_file_text(". 3600 IN DS 54538 13 2 159eaeff");
+    /// assert!(matches!(ds, TrustAnchor::DsText(_)));
+    /// let key = TrustAnchor::from_file_text(". IN DNSKEY 257 3 13 abcd ; not a DS");
+    /// assert!(matches!(key, TrustAnchor::DnskeyText(_)));
+    /// ```
+    pub fn from_file_text(text: &str) -> TrustAnchor {
+        let is_ds = text
+            .lines()
+            .map(|l| l.split(';').next().unwrap_or(""))
+            .any(|l| l.split_whitespace().any(|w| w.eq_ignore_ascii_case("DS")));
+        if is_ds {
+            TrustAnchor::DsText(text.to_owned())
+        } else {
+            TrustAnchor::DnskeyText(text.to_owned())
+        }
+    }
+
     /// Checks that anchor text parses, without any network access (a DS anchor's DNSKEYs
     /// are fetched and matched at the first check).
     ///

@@ -57,7 +57,7 @@ pub async fn options(args: &NetArgs, confirm: usize) -> Result<CheckOptions, Str
     if let Some(path) = &args.trust_anchor {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("--trust-anchor {}: cannot read: {e}", path.display()))?;
-        let anchor = trust_anchor(&text);
+        let anchor = TrustAnchor::from_file_text(&text);
         anchor
             .validate()
             .map_err(|e| format!("--trust-anchor {}: {e}", path.display()))?;
@@ -79,19 +79,6 @@ pub async fn options(args: &NetArgs, confirm: usize) -> Result<CheckOptions, Str
         options = options.with_services(services);
     }
     Ok(options)
-}
-
-/// DS lines make a DS anchor; anything else is taken as DNSKEY lines.
-pub fn trust_anchor(text: &str) -> TrustAnchor {
-    let is_ds = text
-        .lines()
-        .map(|l| l.split(';').next().unwrap_or(""))
-        .any(|l| l.split_whitespace().any(|w| w.eq_ignore_ascii_case("DS")));
-    if is_ds {
-        TrustAnchor::DsText(text.to_owned())
-    } else {
-        TrustAnchor::DnskeyText(text.to_owned())
-    }
 }
 
 async fn transport(args: &NetArgs) -> Result<Transport, String> {
@@ -213,11 +200,11 @@ mod tests {
     #[test]
     fn trust_anchor_kinds() {
         assert!(matches!(
-            trust_anchor(". 3600 IN DS 54538 13 2 159eaeff"),
+            TrustAnchor::from_file_text(". 3600 IN DS 54538 13 2 159eaeff"),
             TrustAnchor::DsText(_)
         ));
         assert!(matches!(
-            trust_anchor(". 3600 IN DNSKEY 257 3 13 abcd ; DS would be elsewhere"),
+            TrustAnchor::from_file_text(". 3600 IN DNSKEY 257 3 13 abcd ; DS would be elsewhere"),
             TrustAnchor::DnskeyText(_)
         ));
     }

@@ -66,19 +66,6 @@ const REFRESH_BATCH: usize = 8;
 /// How long one Tor bootstrap attempt may take before it is retried.
 const TOR_BOOTSTRAP_BUDGET: Duration = Duration::from_secs(180);
 
-/// DS lines make a DS anchor; anything else is taken as DNSKEY lines.
-fn trust_anchor(text: &str) -> TrustAnchor {
-    let is_ds = text
-        .lines()
-        .map(|l| l.split(';').next().unwrap_or(""))
-        .any(|l| l.split_whitespace().any(|w| w.eq_ignore_ascii_case("DS")));
-    if is_ds {
-        TrustAnchor::DsText(text.to_owned())
-    } else {
-        TrustAnchor::DnskeyText(text.to_owned())
-    }
-}
-
 impl FacadeRunner {
     /// Reads the resolver, trust anchor and Tor settings of `config` (errors now, before the
     /// service starts), then makes the checker ready: at once for `direct` and SOCKS, after
@@ -112,7 +99,7 @@ impl FacadeRunner {
                 reason,
             };
             let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-            let anchor = trust_anchor(&text);
+            let anchor = TrustAnchor::from_file_text(&text);
             anchor.validate().map_err(|e| err(e.to_string()))?;
             resolver = resolver.with_trust_anchor(anchor);
         }
