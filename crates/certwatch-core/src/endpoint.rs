@@ -109,8 +109,11 @@ pub struct TlsaRrset {
 }
 
 impl TlsaRrset {
-    /// An RRset.
-    pub fn new(owner: impl AsRef<str>, dnssec: DnssecStatus, records: Vec<Tlsa>) -> Self {
+    /// An RRset. The records are kept in sorted order: servers (unbound among them) rotate
+    /// the order of an RRset's records from answer to answer, and two lookups of the same
+    /// RRset must give equal reports.
+    pub fn new(owner: impl AsRef<str>, dnssec: DnssecStatus, mut records: Vec<Tlsa>) -> Self {
+        records.sort();
         TlsaRrset {
             owner: normalise_host(owner.as_ref()),
             dnssec,
@@ -249,6 +252,19 @@ impl fmt::Display for ProbeTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tlsa_rrsets_compare_equal_whatever_the_answer_order() {
+        let a = Tlsa::new(3, 1, 1, vec![0x78; 32]);
+        let b = Tlsa::new(3, 1, 1, vec![0x36; 32]);
+        let one = TlsaRrset::new(
+            "_5222._tcp.x.example",
+            DnssecStatus::Secure,
+            vec![a.clone(), b.clone()],
+        );
+        let other = TlsaRrset::new("_5222._tcp.x.example", DnssecStatus::Secure, vec![b, a]);
+        assert_eq!(one, other);
+    }
 
     #[test]
     fn endpoint_serde_round_trip_and_targets() {
