@@ -27,6 +27,7 @@
 //! | `--setup-lines-min-vantages N` | `CERTWATCH_SETUP_LINES_MIN_VANTAGES` | `setup_lines_min_vantages` | `3` |
 //! | `--checks-per-client-per-hour N` | `CERTWATCH_CHECKS_PER_CLIENT_PER_HOUR` | `checks_per_client_per_hour` | `10` |
 //! | `--checks-global-per-minute N` | `CERTWATCH_CHECKS_GLOBAL_PER_MINUTE` | `checks_global_per_minute` | `60` |
+//! | | `CERTWATCH_XMPP_COMPONENT_JID`, `_SERVER_HOST`, `_SERVER_PORT`, `_SECRET`, `_SECRET_FILE`, `_PUBLIC_URL`, `_PING_TO` | `[xmpp]` table: `component_jid`, `server_host`, `server_port`, `secret`, `secret_file`, `public_url`, `ping_to` | off (see docs/xmpp.md) |
 //!
 //! Durations are a number with an optional unit: `s` (default), `m`, `h`, `d`. Booleans in
 //! the environment are `1`/`true`/`yes` or `0`/`false`/`no`.
@@ -216,6 +217,8 @@ pub struct Config {
     pub checks_per_client_per_hour: u32,
     /// On-demand checks all clients together may start per minute.
     pub checks_global_per_minute: u32,
+    /// XMPP notifications (`[xmpp]`, `CERTWATCH_XMPP_*`); `None`: off.
+    pub xmpp: Option<crate::component::XmppConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -252,6 +255,7 @@ impl std::fmt::Debug for Config {
                 &self.checks_per_client_per_hour,
             )
             .field("checks_global_per_minute", &self.checks_global_per_minute)
+            .field("xmpp", &self.xmpp)
             .finish()
     }
 }
@@ -283,6 +287,7 @@ struct Layer {
     setup_lines_min_vantages: Option<u32>,
     checks_per_client_per_hour: Option<u32>,
     checks_global_per_minute: Option<u32>,
+    xmpp: Option<crate::component::XmppFile>,
 }
 
 /// A duration in the file: a number of seconds or a string with a unit.
@@ -405,6 +410,7 @@ impl Flags {
                 setup_lines_min_vantages: self.setup_lines_min_vantages,
                 checks_per_client_per_hour: self.checks_per_client_per_hour,
                 checks_global_per_minute: self.checks_global_per_minute,
+                xmpp: None,
             },
         )
     }
@@ -489,6 +495,11 @@ fn env_layer(env: &HashMap<String, String>) -> Result<Layer, ConfigError> {
         setup_lines_min_vantages: num("SETUP_LINES_MIN_VANTAGES")?,
         checks_per_client_per_hour: num("CHECKS_PER_CLIENT_PER_HOUR")?,
         checks_global_per_minute: num("CHECKS_GLOBAL_PER_MINUTE")?,
+        xmpp: crate::component::XmppFile::from_env(env).map_err(|reason| ConfigError::Invalid {
+            key: "xmpp",
+            source_name: "CERTWATCH_XMPP_*".into(),
+            reason,
+        })?,
     })
 }
 
@@ -777,6 +788,9 @@ impl Config {
             },
             |p| p.value,
         );
+        let xmpp_layers: Vec<_> = layers.iter().filter_map(|(_, l)| l.xmpp.as_ref()).collect();
+        let xmpp = crate::component::XmppConfig::resolve(&xmpp_layers, &public_url)
+            .map_err(|r| invalid("xmpp", Source::Default, r))?;
         Ok(Config {
             listen,
             database,
@@ -800,6 +814,7 @@ impl Config {
             setup_lines_min_vantages,
             checks_per_client_per_hour,
             checks_global_per_minute,
+            xmpp,
         })
     }
 
@@ -831,6 +846,7 @@ impl Config {
             setup_lines_min_vantages: 3,
             checks_per_client_per_hour: 10,
             checks_global_per_minute: 60,
+            xmpp: None,
         })
     }
 

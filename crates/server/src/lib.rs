@@ -13,7 +13,8 @@
 //!   with DNS refreshed on its own TTL schedule ([`dns_cache`]);
 //! - [`app`]: the state shared by the web handlers; `web`: pages, API, feeds, admin;
 //! - [`metrics`]: Prometheus text and health data; [`guard`]: the SSRF guard;
-//! - [`random`], [`clock`]: injected randomness and time.
+//! - [`random`], [`clock`]: injected randomness and time;
+//! - [`component`]: XMPP notifications (the service as an XMPP component, issue 10).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -37,6 +38,7 @@
 
 pub mod app;
 pub mod clock;
+pub mod component;
 pub mod config;
 pub mod dns_cache;
 pub mod guard;

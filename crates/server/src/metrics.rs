@@ -55,6 +55,8 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// The XMPP component link's state (issue 10).
+    pub xmpp_link: crate::component::LinkMonitor,
 }
 
 /// What `/healthz` reports.
@@ -300,6 +302,7 @@ impl Metrics {
                 "# HELP certwatch_last_conclusive_check_timestamp_seconds The newest conclusive check.\n# TYPE certwatch_last_conclusive_check_timestamp_seconds gauge\ncertwatch_last_conclusive_check_timestamp_seconds {t}"
             );
         }
+        self.xmpp_link.render_prometheus(&mut out);
         out
     }
 }

@@ -89,6 +89,16 @@ pub async fn run_with(
             reason: e.to_string(),
         })?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // XMPP notifications (issue 10): the component link and its outbox loop, if configured.
+    let xmpp = config.xmpp.clone().map(|x| {
+        let (s, m, c, i) = (
+            store.clone(),
+            metrics.clone(),
+            clock.clone(),
+            config.instance_id.clone(),
+        );
+        crate::component::spawn(x, s, m, c, i, stop_rx.clone())
+    });
     let scheduler = Scheduler::new(
         store,
         runner,
@@ -131,5 +141,8 @@ pub async fn run_with(
     let result = server.await.map_err(|e| ServeError::Http(e.to_string()));
     signal.abort();
     let _ = sched.await;
+    if let Some(x) = xmpp {
+        let _ = tokio::join!(x.link_task, x.outbox_task);
+    }
     result
 }

@@ -81,6 +81,7 @@
 mod db;
 mod ops;
 mod outbox;
+mod xmpp;
 
 use std::sync::Arc;
 
@@ -91,6 +92,7 @@ use db::Db;
 
 pub use ops::{CURRENT_VERSION, HISTORY_RETENTION_SECS, TICKET_RETENTION_SECS};
 pub use outbox::{AlertRecord, Delivery, IncidentRecord, RetryPolicy};
+pub use xmpp::{NodePage, NodePageQuery};
 
 /// The tokens of a new opt-in subscription, to put in the confirmation message's links.
 #[derive(Debug, Clone, PartialEq, Eq)]

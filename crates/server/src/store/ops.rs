@@ -9,7 +9,7 @@ use super::{
 };
 
 /// The newest schema version this program knows.
-pub const CURRENT_VERSION: i64 = 7;
+pub const CURRENT_VERSION: i64 = 10;
 
 /// Checks older than this are deleted (the domain's latest check is always kept).
 pub const HISTORY_RETENTION_SECS: i64 = 90 * 86_400;
@@ -40,6 +40,7 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_alert_detail.sql"),
     ),
+    (10, include_str!("../../migrations/sqlite/0010_xmpp.sql")),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -64,6 +65,7 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/postgres/0007_alert_detail.sql"),
     ),
+    (10, include_str!("../../migrations/postgres/0010_xmpp.sql")),
 ];
 
 /// Applies the missing migrations (in the open transaction).

@@ -213,6 +213,7 @@ pub async fn dashboard(
     };
     let body = html! {
         h1 { "Admin" }
+        p { "XMPP component link: " (web.app.metrics.xmpp_link.summary()) }
         form method="post" action="/admin/logout" {
             (csrf_field(&issued.token))
             button type="submit" { "Log out" }

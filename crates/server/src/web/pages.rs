@@ -454,6 +454,13 @@ pub async fn domain(
         csrf: &issued.token,
         min_vantages: web.settings.min_vantages,
     });
+    let xmpp_jid = web
+        .app
+        .config
+        .xmpp
+        .as_ref()
+        .map(|x| x.component_jid.as_str());
+    let body = super::result::with_xmpp_node(body, xmpp_jid, &domain);
     let title = format!("Result for {domain}");
     with_csrf_cookie(
         respond(

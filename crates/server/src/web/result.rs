@@ -451,3 +451,20 @@ fn history(p: &ResultPage<'_>) -> Markup {
         }
     }
 }
+
+/// `body` followed, when the XMPP component `jid` is configured, by the domain's PubSub node
+/// URI (`xmpp:JID?;node=DOMAIN`, issue 10) and the chat command that subscribes.
+pub fn with_xmpp_node(body: Markup, jid: Option<&str>, domain: &str) -> Markup {
+    let Some(jid) = jid else {
+        return body;
+    };
+    let uri = format!("xmpp:{jid}?;node={domain}");
+    html! {
+        (body)
+        h2 { "Alerts over XMPP" }
+        p {
+            "PubSub node: " a href=(uri) { code { (uri) } }
+            ". Or send " code { "subscribe " (domain) } " to " code { (jid) } " in a chat."
+        }
+    }
+}
