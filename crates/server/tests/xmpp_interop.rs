@@ -1,0 +1,590 @@
+//! XMPP notifications against a real Prosody (issue 10): the component part of the interop
+//! environment (`scripts/interop-env up component`, `CERTWATCH_INTEROP`) hosts the component
+//! `certwatch.xmpp.test` and two test accounts. Two real client sessions (a small client
+//! below: tokio, STARTTLS with the environment's CA through rustls, SASL PLAIN, resource
+//! binding) subscribe, one by PubSub and one by chat; alerts come from the store's outbox.
+//!
+//! The reconnect test runs a Prosody of its own (same address, other ports) and kills and
+//! restarts it while an alert waits in the outbox.
+#![cfg(feature = "interop")]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use certwatch::Report;
+use certwatch_component::xml::{Element, Framer, Item, Limits};
+use certwatch_server::clock::TokioClock;
+use certwatch_server::component::{self, LinkState, XmppConfig};
+use certwatch_server::metrics::Metrics;
+use certwatch_server::store::{Spacing, Store};
+use rustls::pki_types::pem::PemObject;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const T0: i64 = 1_800_000_000;
+const KEY: &str = "1d763a69313513c278314d05632083629181f31c50d15759d5380608599f0c5a";
+const OTHER: &str = "18ba39dd58f16c14527b95e1c4bf11b22d401b7e523fdb973540fde1c214d056";
+const NS_CLIENT: &str = "jabber:client";
+const NS_EVENT: &str = "http://jabber.org/protocol/pubsub#event";
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Account {
+    user: String,
+    password: String,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Env {
+    address: String,
+    c2s: u16,
+    component_port: u16,
+    component_jid: String,
+    secret: String,
+    users_host: String,
+    accounts: Vec<Account>,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    prosody_instance: PathBuf,
+}
+
+fn env() -> Env {
+    let path = std::env::var("CERTWATCH_INTEROP")
+        .expect("CERTWATCH_INTEROP names the interop environment (scripts/interop-env up)");
+    let text = std::fs::read_to_string(&path).expect("the environment description");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    serde_json::from_value(v["component"].clone())
+        .expect("the component part is up: scripts/interop-env up component")
+}
+
+fn report(domain: &str, verdict: &str, presented: &str) -> Report {
+    serde_json::from_value(serde_json::json!({
+        "schema_version": 1, "domain": domain, "checked_at": "2027-01-15T08:00:00Z",
+        "verdict": verdict, "confirmation": null,
+        "endpoints": [{
+            "service": "c2s-starttls", "target": format!("xmpp.{domain}"), "port": 5222,
+            "address": "192.0.2.1", "dnssec": "secure", "dnssec_reason": null,
+            "tlsa": [format!("3 1 1 {KEY}")], "verdict": verdict, "reason": null,
+            "presented_spki_sha256": presented, "matched_record": null,
+            "vantage": "direct", "key_type": "ecdsa", "error": null
+        }],
+        "setup": {"zone_lines": [], "advice": []},
+        "warnings": []
+    }))
+    .expect("test report JSON")
+}
+
+/// Claims every due check and finishes each with `verdict` (a mismatch presents another key).
+async fn check_all(store: &Store, now: i64, verdict: &str) {
+    let claim_at = T0 + 100_000_000 + (now - T0) * 1000;
+    let jobs = store.claim_due("w", claim_at, 60, 100).await.unwrap();
+    assert!(!jobs.is_empty(), "subscribed domains are due");
+    for job in jobs {
+        let key = if verdict == "match" { KEY } else { OTHER };
+        store
+            .finish(
+                &job,
+                "w",
+                now,
+                Ok(report(&job.domain, verdict, key)),
+                Spacing {
+                    interval: 900,
+                    jitter: 0,
+                },
+            )
+            .await
+            .unwrap();
+    }
+}
+
+trait Rw: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Rw for T {}
+
+/// A minimal XMPP client session: STARTTLS, SASL PLAIN, bind, initial presence.
+struct Client {
+    io: Box<dyn Rw>,
+    framer: Framer,
+    /// The bound full JID.
+    jid: String,
+    bare: String,
+}
+
+impl Client {
+    async fn login(env: &Env, port: u16, user: &str, password: &str) -> Client {
+        let tcp = tokio::time::timeout(
+            Duration::from_secs(10),
+            TcpStream::connect((env.address.as_str(), port)),
+        )
+        .await
+        .expect("connect in time")
+        .expect("connect");
+        let mut c = Client {
+            io: Box::new(tcp),
+            framer: Framer::new(Limits::default()),
+            jid: String::new(),
+            bare: format!("{user}@{}", env.users_host),
+        };
+        let features = c.open(&env.users_host).await;
+        assert!(
+            features
+                .child("starttls", "urn:ietf:params:xml:ns:xmpp-tls")
+                .is_some(),
+            "{features:?}"
+        );
+        c.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .await;
+        let proceed = c.stanza().await.expect("proceed");
+        assert_eq!(proceed.name, "proceed");
+        // TLS with the environment's CA; the name is the user host.
+        let ca = std::fs::read(&env.ca).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from_pem_slice(&ca).unwrap())
+            .unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from(env.users_host.clone()).unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let stream = tls
+            .connect(name, c.io)
+            .await
+            .expect("TLS with the env's CA");
+        let mut c = Client {
+            io: Box::new(stream),
+            framer: Framer::new(Limits::default()),
+            jid: String::new(),
+            bare: format!("{user}@{}", env.users_host),
+        };
+        let features = c.open(&env.users_host).await;
+        let mechs = features
+            .child("mechanisms", "urn:ietf:params:xml:ns:xmpp-sasl")
+            .expect("SASL mechanisms");
+        assert!(
+            mechs.children.iter().any(|m| m.text == "PLAIN"),
+            "{mechs:?}"
+        );
+        let creds =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        c.write(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{creds}</auth>"
+        ))
+        .await;
+        let ok = c.stanza().await.expect("SASL answer");
+        assert_eq!(ok.name, "success", "{ok:?}");
+        c.framer = Framer::new(Limits::default());
+        let features = c.open(&env.users_host).await;
+        assert!(
+            features
+                .child("bind", "urn:ietf:params:xml:ns:xmpp-bind")
+                .is_some()
+        );
+        c.write("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>test</resource></bind></iq>")
+            .await;
+        let bound = c.stanza().await.expect("bind result");
+        c.jid = bound
+            .child("bind", "urn:ietf:params:xml:ns:xmpp-bind")
+            .and_then(|b| b.child("jid", "urn:ietf:params:xml:ns:xmpp-bind"))
+            .map(|j| j.text.clone())
+            .expect("a bound JID");
+        c.write("<presence/>").await;
+        c
+    }
+
+    /// Opens a stream and returns its features.
+    async fn open(&mut self, host: &str) -> Element {
+        self.write(&format!("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='{host}' version='1.0'>"))
+            .await;
+        loop {
+            match self.item(Duration::from_secs(10)).await {
+                Some(Item::StreamOpen(_)) => {}
+                Some(Item::Stanza(f)) if f.name == "features" => return f,
+                other => panic!("expected stream features, got {other:?}"),
+            }
+        }
+    }
+
+    async fn write(&mut self, s: &str) {
+        self.io.write_all(s.as_bytes()).await.unwrap();
+        self.io.flush().await.unwrap();
+    }
+
+    async fn item(&mut self, wait: Duration) -> Option<Item> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut buf = [0u8; 8192];
+        loop {
+            if let Some(i) = self.framer.next_item().expect("Prosody sends good XML") {
+                return Some(i);
+            }
+            let n = tokio::time::timeout_at(deadline, self.io.read(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.framer.push(&buf[..n]);
+        }
+    }
+
+    async fn stanza(&mut self) -> Option<Element> {
+        self.stanza_within(Duration::from_secs(10)).await
+    }
+
+    async fn stanza_within(&mut self, wait: Duration) -> Option<Element> {
+        loop {
+            match self.item(wait).await? {
+                Item::Stanza(e) => return Some(e),
+                Item::StreamClose => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// The next stanza from `from` that satisfies `pred`, within 10 s.
+    async fn wait_for(&mut self, pred: impl Fn(&Element) -> bool) -> Element {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let e = self
+                .stanza_within(left)
+                .await
+                .expect("the awaited stanza arrives");
+            if pred(&e) {
+                return e;
+            }
+        }
+    }
+
+    /// Every stanza that arrives within `wait`.
+    async fn drain(&mut self, wait: Duration) -> Vec<Element> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return out;
+            }
+            match self.stanza_within(left).await {
+                Some(e) => out.push(e),
+                None => return out,
+            }
+        }
+    }
+}
+
+fn body(e: &Element) -> String {
+    e.child("body", NS_CLIENT)
+        .map(|b| b.text.clone())
+        .unwrap_or_default()
+}
+
+fn start_link(
+    env: &Env,
+    port: u16,
+    store: &Store,
+) -> (
+    Arc<Metrics>,
+    tokio::sync::watch::Sender<bool>,
+    component::Running,
+) {
+    let mut config = XmppConfig::new(
+        &env.component_jid,
+        &env.address,
+        port,
+        &env.secret,
+        "https://cw.example",
+    );
+    config.ping_to = env.users_host.clone();
+    config.backoff_min = Duration::from_millis(100);
+    config.backoff_max = Duration::from_secs(1);
+    config.outbox_interval = Duration::from_millis(100);
+    let metrics = Arc::new(Metrics::new());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let clock = Arc::new(TokioClock::starting_at((T0 + 10_000_000) as u64));
+    let running = component::spawn(
+        config,
+        store.clone(),
+        metrics.clone(),
+        clock,
+        "interop".into(),
+        stop_rx,
+    );
+    (metrics, stop, running)
+}
+
+async fn wait_state(metrics: &Metrics, up: bool) {
+    for _ in 0..600 {
+        if (metrics.xmpp_link.status().state == LinkState::Up) == up {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the link never became {}: {:?}",
+        if up { "up" } else { "not up" },
+        metrics.xmpp_link.status()
+    );
+}
+
+fn password(env: &Env, user: &str) -> String {
+    env.accounts
+        .iter()
+        .find(|a| a.user == user)
+        .map(|a| a.password.clone())
+        .expect("the account exists")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pubsub_and_a_chat_subscriber_each_get_exactly_one_alert() {
+    let env = env();
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let (metrics, stop, running) = start_link(&env, env.component_port, &store);
+    wait_state(&metrics, true).await;
+    let svc = env.component_jid.clone();
+    let mut alice = Client::login(&env, env.c2s, "alice", &password(&env, "alice")).await;
+    let mut bob = Client::login(&env, env.c2s, "bob", &password(&env, "bob")).await;
+
+    // Service discovery through the real server.
+    alice
+        .write(&format!("<iq type='get' id='disco1' to='{svc}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"))
+        .await;
+    let info = alice.wait_for(|e| e.attr("id") == Some("disco1")).await;
+    let q = info
+        .child("query", "http://jabber.org/protocol/disco#info")
+        .expect("a disco#info result");
+    let has = |c: &str, t: &str| {
+        q.children.iter().any(|i| {
+            i.name == "identity" && i.attr("category") == Some(c) && i.attr("type") == Some(t)
+        })
+    };
+    assert!(has("pubsub", "service") && has("client", "bot"), "{info:?}");
+
+    // Alice: PubSub on a.example's node; Bob: the chat bot for b.example.
+    alice
+        .write(&format!("<iq type='set' id='sub1' to='{svc}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='a.example' jid='{}'/></pubsub></iq>", alice.jid))
+        .await;
+    let r = alice.wait_for(|e| e.attr("id") == Some("sub1")).await;
+    assert_eq!(r.attr("type"), Some("result"), "{r:?}");
+    // Alice may not subscribe Bob (XEP-0060 §6.1.3.1).
+    alice
+        .write(&format!("<iq type='set' id='sub2' to='{svc}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='b.example' jid='{}'/></pubsub></iq>", bob.bare))
+        .await;
+    let r = alice.wait_for(|e| e.attr("id") == Some("sub2")).await;
+    assert_eq!(r.attr("type"), Some("error"));
+    assert!(r.to_stanza().contains("invalid-jid"));
+    bob.write(&format!(
+        "<message type='chat' to='{svc}' id='c1'><body>subscribe b.example</body></message>"
+    ))
+    .await;
+    let r = bob
+        .wait_for(|e| e.name == "message" && body(e).contains("Subscribed"))
+        .await;
+    assert!(body(&r).contains(&format!("xmpp:{svc}?;node=b.example")));
+    let subs = store.subscriptions(None, 10).await.unwrap();
+    assert_eq!(subs.len(), 2, "{subs:?}");
+
+    // The key of both domains changes.
+    check_all(&store, T0 + 10, "match").await;
+    check_all(&store, T0 + 1000, "mismatch").await;
+    let ids = |domain: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .deliveries_of(domain, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let (ids_a, ids_b) = (ids("a.example").await, ids("b.example").await);
+    assert_eq!((ids_a.len(), ids_b.len()), (1, 1));
+    let got_a = alice.drain(Duration::from_secs(4)).await;
+    let got_b = bob.drain(Duration::from_secs(1)).await;
+    let events: Vec<&Element> = got_a
+        .iter()
+        .filter(|e| e.name == "message" && e.child("event", NS_EVENT).is_some())
+        .filter(|e| e.attr("id").is_some_and(|id| ids_a.iter().any(|x| x == id)))
+        .collect();
+    assert_eq!(events.len(), 1, "{got_a:?}");
+    let xml = events[0].to_stanza();
+    assert!(xml.contains("<items node='a.example'>"), "{xml}");
+    assert!(
+        xml.contains("href='https://cw.example/domains/a.example'"),
+        "{xml}"
+    );
+    let chats: Vec<&Element> = got_b
+        .iter()
+        .filter(|e| e.name == "message" && e.attr("type") == Some("chat"))
+        .filter(|e| e.attr("id").is_some_and(|id| ids_b.iter().any(|x| x == id)))
+        .collect();
+    assert_eq!(chats.len(), 1, "{got_b:?}");
+    assert!(body(chats[0]).contains("Evidence: https://cw.example/domains/b.example"));
+    assert!(body(chats[0]).contains("What to do:"));
+    // Neither got anything else from the service.
+    let from_svc = |v: &[Element]| {
+        v.iter()
+            .filter(|e| {
+                e.name == "message"
+                    && e.attr("from").is_some_and(|f| f.starts_with(&svc))
+                    && e.child("delay", "urn:xmpp:delay").is_none()
+            })
+            .count()
+    };
+    assert_eq!(from_svc(&got_a), 1, "{got_a:?}");
+    assert_eq!(from_svc(&got_b), 1, "{got_b:?}");
+
+    // Both unsubscribe; the next alert (recovered) reaches no one.
+    alice
+        .write(&format!("<iq type='set' id='un1' to='{svc}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><unsubscribe node='a.example' jid='{}'/></pubsub></iq>", alice.bare))
+        .await;
+    let r = alice.wait_for(|e| e.attr("id") == Some("un1")).await;
+    assert_eq!(r.attr("type"), Some("result"));
+    bob.write(&format!(
+        "<message type='chat' to='{svc}' id='c2'><body>unsubscribe b.example</body></message>"
+    ))
+    .await;
+    bob.wait_for(|e| body(e).contains("Unsubscribed")).await;
+    assert!(store.subscriptions(None, 10).await.unwrap().is_empty());
+    store.request_check("a.example", T0 + 2000).await.unwrap();
+    store.request_check("b.example", T0 + 2000).await.unwrap();
+    check_all(&store, T0 + 2000, "match").await;
+    let after_a = alice.drain(Duration::from_secs(3)).await;
+    let after_b = bob.drain(Duration::from_secs(1)).await;
+    assert_eq!(from_svc(&after_a), 0, "{after_a:?}");
+    assert_eq!(from_svc(&after_b), 0, "{after_b:?}");
+
+    stop.send(true).unwrap();
+    let _ = tokio::join!(running.link_task, running.outbox_task);
+}
+
+/// A Prosody of the test's own, killed and restarted at will.
+struct OwnProsody {
+    cfg: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl OwnProsody {
+    fn start(&mut self) {
+        let log = std::fs::File::create(self.cfg.with_extension("log")).unwrap();
+        let child = std::process::Command::new("prosody")
+            .arg("--config")
+            .arg(&self.cfg)
+            .arg("-F")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("prosody runs");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnProsody {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn wait_port(addr: &str, port: u16) {
+    for _ in 0..200 {
+        if TcpStream::connect((addr, port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on {addr}:{port}");
+}
+
+fn own_prosody(env: &Env, dir: &Path, c2s: u16, comp: u16) -> OwnProsody {
+    let out = std::process::Command::new(&env.prosody_instance)
+        .args(["--dir", dir.to_str().unwrap(), "--listen", &env.address])
+        .args([
+            "--c2s",
+            &c2s.to_string(),
+            "--component-port",
+            &comp.to_string(),
+        ])
+        .args(["--jid", &env.component_jid, "--secret", &env.secret])
+        .args(["--users-host", &env.users_host])
+        .arg("--cert")
+        .arg(&env.cert)
+        .arg(&env.key)
+        .args(["--account", "bob", &password(env, "bob")])
+        .output()
+        .expect("prosody-instance runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    OwnProsody { cfg, child: None }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_prosody_restart_the_link_comes_back_and_the_alert_arrives_once() {
+    let env = env();
+    let (c2s, comp) = (15222, 15347);
+    let dir = tempfile::tempdir().unwrap();
+    let mut prosody = own_prosody(&env, dir.path(), c2s, comp);
+    prosody.start();
+    wait_port(&env.address, c2s).await;
+    wait_port(&env.address, comp).await;
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let (metrics, stop, running) = start_link(&env, comp, &store);
+    wait_state(&metrics, true).await;
+    let svc = env.component_jid.clone();
+    let mut bob = Client::login(&env, c2s, "bob", &password(&env, "bob")).await;
+    bob.write(&format!(
+        "<message type='chat' to='{svc}' id='c1'><body>subscribe b.example</body></message>"
+    ))
+    .await;
+    bob.wait_for(|e| body(e).contains("Subscribed")).await;
+
+    // Prosody dies; the link goes down; an alert is recorded meanwhile.
+    prosody.kill();
+    drop(bob);
+    wait_state(&metrics, false).await;
+    check_all(&store, T0 + 10, "match").await;
+    check_all(&store, T0 + 1000, "mismatch").await;
+    let d = store.deliveries_of("b.example", 10).await.unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].state, "pending");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Prosody is back: the link reconnects and the alert goes out (offline storage keeps it
+    // for Bob if he is not back yet).
+    prosody.start();
+    wait_port(&env.address, c2s).await;
+    wait_state(&metrics, true).await;
+    assert!(metrics.xmpp_link.status().reconnects >= 1);
+    let mut bob = Client::login(&env, c2s, "bob", &password(&env, "bob")).await;
+    let got = bob.drain(Duration::from_secs(5)).await;
+    let alerts: Vec<&Element> = got
+        .iter()
+        .filter(|e| e.name == "message" && body(e).contains("ALERT b.example: mismatch"))
+        .collect();
+    assert_eq!(alerts.len(), 1, "{got:?}");
+    assert_eq!(alerts[0].attr("id"), Some(d[0].id.as_str()));
+    let d = store.deliveries_of("b.example", 10).await.unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].state, "delivered");
+
+    stop.send(true).unwrap();
+    let _ = tokio::join!(running.link_task, running.outbox_task);
+}
