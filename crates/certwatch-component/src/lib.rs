@@ -11,12 +11,14 @@
 //!   XEP-0059), the chat bot and presence; it reads the store through the
 //!   [`ComponentStore`](handler::ComponentStore) trait and returns stanzas to send and store
 //!   commands to apply;
-//! - [`notice`]: alert notifications as PubSub items (an Atom entry) and chat messages.
+//! - [`notice`]: alert notifications as PubSub items (an Atom entry) and chat messages;
+//! - [`fuzzing`]: the entry point of the `component_stream` fuzz target.
 //!
 //! The tokio link, the store adapter and the outbox pass live in `certwatch-server`
 //! (`component` module).
 #![forbid(unsafe_code)]
 
+pub mod fuzzing;
 pub mod handler;
 pub mod jid;
 pub mod notice;

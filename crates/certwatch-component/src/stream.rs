@@ -154,17 +154,27 @@ impl ComponentStream {
     }
 
     /// Feeds received bytes; returns what happened, or why the stream must end (a stream
-    /// error element is then queued when it was our peer's fault).
+    /// error element is then queued when it was our peer's fault). Events found before an
+    /// error in the same bytes are dropped: [`ComponentStream::receive_all`] keeps them.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Vec<Event>, StreamError> {
+        match self.receive_all(bytes) {
+            (events, None) => Ok(events),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// Feeds received bytes; returns every event found, in order, and the error that ended
+    /// the stream, if one did (after those events).
+    pub fn receive_all(&mut self, bytes: &[u8]) -> (Vec<Event>, Option<StreamError>) {
+        let mut events = Vec::new();
         if self.phase == Phase::Closed {
-            return Err(StreamError::Closed);
+            return (events, Some(StreamError::Closed));
         }
         self.framer.push(bytes);
-        let mut events = Vec::new();
         loop {
             let item = match self.framer.next_item() {
                 Ok(Some(i)) => i,
-                Ok(None) => return Ok(events),
+                Ok(None) => return (events, None),
                 Err(e) => {
                     let condition = match e {
                         FrameError::Restricted(_) => "restricted-xml",
@@ -172,12 +182,13 @@ impl ComponentStream {
                         FrameError::Malformed(_) => "not-well-formed",
                     };
                     self.fail(condition);
-                    return Err(e.into());
+                    return (events, Some(e.into()));
                 }
             };
-            match self.step(item)? {
-                Some(e) => events.push(e),
-                None => continue,
+            match self.step(item) {
+                Ok(Some(e)) => events.push(e),
+                Ok(None) => {}
+                Err(e) => return (events, Some(e)),
             }
         }
     }

@@ -385,14 +385,7 @@ async fn session(
                     Ok(n) => n,
                 };
                 last_rx = Instant::now();
-                let events = cs.receive(&buf[..n]);
-                let events = match events {
-                    Ok(ev) => ev,
-                    Err(e) => {
-                        let _ = write(&mut wr, &cs.take_output(), config.write_timeout).await;
-                        return Err(e.into());
-                    }
-                };
+                let (events, end) = cs.receive_all(&buf[..n]);
                 for ev in events {
                     let now_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                     let out = match ev {
@@ -416,7 +409,12 @@ async fn session(
                         cs.send(r);
                     }
                 }
-                write(&mut wr, &cs.take_output(), config.write_timeout).await?;
+                // After a stream error the output holds our replies, then our stream error.
+                let written = write(&mut wr, &cs.take_output(), config.write_timeout).await;
+                if let Some(e) = end {
+                    return Err(e.into());
+                }
+                written?;
             }
             Some(OutgoingBox(o)) = rx.recv() => {
                 let queued = cs.send(&o.stanza);
