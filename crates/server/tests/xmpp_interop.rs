@@ -588,3 +588,106 @@ async fn after_a_prosody_restart_the_link_comes_back_and_the_alert_arrives_once(
     stop.send(true).unwrap();
     let _ = tokio::join!(running.link_task, running.outbox_task);
 }
+
+/// A fresh database on the environment's PostgreSQL (the `postgres` part).
+async fn fresh_postgres() -> String {
+    let env = certwatch_testkit::Interop::require();
+    let url = env
+        .str("postgres.url")
+        .expect("postgres.url in env.json")
+        .to_owned();
+    let name = format!(
+        "cw_xmpp_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let (admin, create) = (url.clone(), name.clone());
+    std::thread::spawn(move || {
+        let mut c =
+            postgres::Client::connect(&admin, postgres::NoTls).expect("connect to postgres.url");
+        c.batch_execute(&format!("CREATE DATABASE {create}"))
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    format!("{}/{name}", url.rsplit_once('/').unwrap().0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_xmpp_store_queries_run_on_postgres() {
+    use certwatch_server::store::NodePageQuery;
+    let store = Store::open(&fresh_postgres().await).await.unwrap();
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        certwatch_server::store::CURRENT_VERSION
+    );
+    for i in 0..12 {
+        store
+            .request_check(&format!("d{i:02}.example"), T0)
+            .await
+            .unwrap();
+    }
+    let p = store
+        .xmpp_page_nodes(NodePageQuery::After {
+            after: "d03.example".into(),
+            max: 4,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        p.nodes,
+        vec!["d04.example", "d05.example", "d06.example", "d07.example"]
+    );
+    assert_eq!((p.first_index, p.count), (4, 12));
+    let p = store
+        .xmpp_page_nodes(NodePageQuery::Before {
+            before: None,
+            max: 3,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.nodes, vec!["d09.example", "d10.example", "d11.example"]);
+    assert_eq!(p.first_index, 9);
+    let p = store
+        .xmpp_page_nodes(NodePageQuery::From { index: 10, max: 5 })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.nodes, vec!["d10.example", "d11.example"]);
+    assert!(
+        store
+            .xmpp_page_nodes(NodePageQuery::After {
+                after: "zz.example".into(),
+                max: 4,
+            })
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A JID's subscriptions, and a node's last item after an alert.
+    store
+        .add_subscription("b.example", "xmpp-chat", "bob@x.test", T0)
+        .await
+        .unwrap();
+    store
+        .add_subscription("b.example", "email", "bob@x.test", T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.xmpp_subscriptions_of("bob@x.test", 10).await.unwrap(),
+        vec![("xmpp-chat".to_owned(), "b.example".to_owned())]
+    );
+    assert!(store.xmpp_last_alert("b.example").await.unwrap().is_none());
+    check_all(&store, T0 + 10, "match").await;
+    check_all(&store, T0 + 1000, "mismatch").await;
+    let last = store.xmpp_last_alert("b.example").await.unwrap().unwrap();
+    assert_eq!(
+        (last.condition.as_str(), last.kind.as_str()),
+        ("mismatch", "opened")
+    );
+}
