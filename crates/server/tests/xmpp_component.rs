@@ -527,3 +527,55 @@ async fn disco_items_pages_the_domains_in_sql() {
     assert!(body(&c.stanza().await).contains("has not been checked yet"));
     s.stop.send(true).unwrap();
 }
+
+#[tokio::test]
+async fn the_domain_page_shows_the_node_uri_when_xmpp_is_configured() {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    store.request_check("example.org", T0).await.unwrap();
+    let page = |xmpp: Option<XmppConfig>| {
+        let store = store.clone();
+        async move {
+            let mut config = certwatch_server::config::Config::defaults();
+            config.xmpp = xmpp;
+            let state = certwatch_server::app::AppState::new(
+                store,
+                Arc::new(config),
+                Arc::new(Metrics::new()),
+                Arc::new(TokioClock::starting_at(T0 as u64)),
+                Arc::new(tokio::sync::Notify::new()),
+            );
+            let request = axum::http::Request::builder()
+                .uri("/domains/example.org")
+                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    [127, 0, 0, 1],
+                    40000,
+                ))))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = certwatch_server::web::router(state)
+                .oneshot(request)
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        }
+    };
+    let with = page(Some(XmppConfig::new(
+        JID,
+        "127.0.0.1",
+        5347,
+        "s",
+        "https://cw.example",
+    )))
+    .await;
+    assert!(
+        with.contains("href=\"xmpp:cw.xmpp.test?;node=example.org\""),
+        "{with}"
+    );
+    assert!(with.contains("subscribe example.org"));
+    let without = page(None).await;
+    assert!(!without.contains("xmpp:cw.xmpp.test"));
+}
