@@ -294,6 +294,21 @@ fn start_link(
     tokio::sync::watch::Sender<bool>,
     component::Running,
 ) {
+    // Far past the checks' times, so that their deliveries are due.
+    let clock = Arc::new(TokioClock::starting_at((T0 + 10_000_000) as u64));
+    start_link_with(env, port, store, clock)
+}
+
+fn start_link_with(
+    env: &Env,
+    port: u16,
+    store: &Store,
+    clock: Arc<dyn certwatch_server::clock::Clock>,
+) -> (
+    Arc<Metrics>,
+    tokio::sync::watch::Sender<bool>,
+    component::Running,
+) {
     let mut config = XmppConfig::new(
         &env.component_jid,
         &env.address,
@@ -307,7 +322,6 @@ fn start_link(
     config.outbox_interval = Duration::from_millis(100);
     let metrics = Arc::new(Metrics::new());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let clock = Arc::new(TokioClock::starting_at((T0 + 10_000_000) as u64));
     let running = component::spawn(
         config,
         store.clone(),
@@ -524,6 +538,7 @@ fn own_prosody(env: &Env, dir: &Path, c2s: u16, comp: u16) -> OwnProsody {
         .arg("--cert")
         .arg(&env.cert)
         .arg(&env.key)
+        .args(["--account", "alice", &password(env, "alice")])
         .args(["--account", "bob", &password(env, "bob")])
         .output()
         .expect("prosody-instance runs");
@@ -690,4 +705,129 @@ async fn the_xmpp_store_queries_run_on_postgres() {
         (last.condition.as_str(), last.kind.as_str()),
         ("mismatch", "opened")
     );
+}
+
+/// The real checker (direct, through the environment's validating resolver) finds the
+/// interceptor of `mismatch.test` and `multi-wrong.test` (the second Prosody presents
+/// `other-ec` where the TLSA records pin `host-ec`); the scheduler records the mismatch, the
+/// outbox makes one delivery per subscriber, and the component sends exactly one PubSub event
+/// and one chat message. A Prosody of the test's own (other ports), so that this test and the
+/// others can hold the component JID at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_mismatch_check_reaches_a_pubsub_and_a_chat_subscriber_once() {
+    use certwatch_server::clock::SystemClock;
+    use certwatch_server::config::Config;
+    use certwatch_server::random::SystemRandom;
+    use certwatch_server::runner::FacadeRunner;
+    use certwatch_server::scheduler::{CheckRunner, Scheduler, SchedulerConfig};
+
+    let env = env();
+    let interop = certwatch_testkit::Interop::require();
+    let (c2s, comp) = (25222, 25347);
+    let dir = tempfile::tempdir().unwrap();
+    let mut prosody = own_prosody(&env, dir.path(), c2s, comp);
+    prosody.start();
+    wait_port(&env.address, c2s).await;
+    wait_port(&env.address, comp).await;
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let clock: Arc<dyn certwatch_server::clock::Clock> = Arc::new(SystemClock);
+    let (metrics, stop, running) = start_link_with(&env, comp, &store, clock.clone());
+    wait_state(&metrics, true).await;
+    let svc = env.component_jid.clone();
+    let mut alice = Client::login(&env, c2s, "alice", &password(&env, "alice")).await;
+    let mut bob = Client::login(&env, c2s, "bob", &password(&env, "bob")).await;
+    alice
+        .write(&format!("<iq type='set' id='sub1' to='{svc}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='mismatch.test' jid='{}'/></pubsub></iq>", alice.bare))
+        .await;
+    let r = alice.wait_for(|e| e.attr("id") == Some("sub1")).await;
+    assert_eq!(r.attr("type"), Some("result"), "{r:?}");
+    bob.write(&format!(
+        "<message type='chat' to='{svc}' id='c1'><body>subscribe multi-wrong.test</body></message>"
+    ))
+    .await;
+    bob.wait_for(|e| body(e).contains("Subscribed")).await;
+
+    // The scheduler checks the subscribed domains (due now) with the real checker.
+    let config = Config::load(
+        [
+            "certwatch-server",
+            "--via",
+            "direct",
+            "--resolver",
+            interop.str("dns.unbound").unwrap(),
+            "--trust-anchor",
+            interop.str("dns.trust_anchor").unwrap(),
+            "--allow-private-targets",
+            "--confirm",
+            "0",
+            "--timeout",
+            "10s",
+            "--check-deadline",
+            "120s",
+        ],
+        &std::collections::HashMap::new(),
+    )
+    .unwrap();
+    let checker_metrics = Arc::new(Metrics::new());
+    let runner = Arc::new(FacadeRunner::start(&config, checker_metrics.clone()).unwrap());
+    while !runner.ready() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (sched_stop, sched_rx) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = Scheduler::new(
+        store.clone(),
+        runner,
+        checker_metrics,
+        clock,
+        Arc::new(SystemRandom),
+        SchedulerConfig::from_config(&config),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let sched = tokio::spawn(scheduler.run(
+        async {
+            let _ = sched_rx.await;
+        },
+        Duration::from_secs(1),
+    ));
+    let started = tokio::time::Instant::now();
+    let (ids_a, ids_b) = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "no mismatch alert was recorded"
+        );
+        let a = store.deliveries_of("mismatch.test", 10).await.unwrap();
+        let b = store.deliveries_of("multi-wrong.test", 10).await.unwrap();
+        if !a.is_empty() && !b.is_empty() {
+            break (a, b);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = sched_stop.send(());
+    sched.await.unwrap();
+    assert_eq!((ids_a.len(), ids_b.len()), (1, 1));
+    assert_eq!(ids_a[0].alert.condition, "mismatch");
+    assert_eq!(ids_b[0].alert.condition, "mismatch");
+    let got_a = alice.drain(Duration::from_secs(4)).await;
+    let got_b = bob.drain(Duration::from_secs(1)).await;
+    let events: Vec<&Element> = got_a
+        .iter()
+        .filter(|e| e.name == "message" && e.child("event", NS_EVENT).is_some())
+        .collect();
+    assert_eq!(events.len(), 1, "{got_a:?}");
+    assert_eq!(events[0].attr("id"), Some(ids_a[0].id.as_str()));
+    let xml = events[0].to_stanza();
+    assert!(xml.contains("<items node='mismatch.test'>"), "{xml}");
+    assert!(
+        xml.contains("href='https://cw.example/domains/mismatch.test'"),
+        "{xml}"
+    );
+    let chats: Vec<&Element> = got_b
+        .iter()
+        .filter(|e| e.name == "message" && body(e).contains("ALERT multi-wrong.test: mismatch"))
+        .collect();
+    assert_eq!(chats.len(), 1, "{got_b:?}");
+    assert_eq!(chats[0].attr("id"), Some(ids_b[0].id.as_str()));
+    assert!(body(chats[0]).contains("Evidence: https://cw.example/domains/multi-wrong.test"));
+    stop.send(true).unwrap();
+    let _ = tokio::join!(running.link_task, running.outbox_task);
 }
