@@ -1017,3 +1017,27 @@ impl Store {
 pub fn redact_database_url(url: &str) -> String {
     db::redact_url(url)
 }
+
+impl Store {
+    /// Makes [`Store::unsubscribe_by_token`] work for subscription (domain, channel,
+    /// address), which [`Store::add_pending_subscription`] does not arrange (webhooks): stores
+    /// the SHA-256 of its [`Store::unsubscribe_token`] and returns the token, `None` if there
+    /// is no such subscription.
+    pub async fn enable_unsubscribe_token(
+        &self,
+        domain: &str,
+        channel: &str,
+        address: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let domain = normalise_domain(domain)?;
+        let token = self.unsubscribe_token(&domain, channel, address).await?;
+        let hash = outbox::token_hash(&token);
+        let (channel, address) = (channel.to_owned(), address.to_owned());
+        let set = self
+            .tx(move |tx| {
+                outbox::set_unsubscribe_token_hash(tx, &domain, &channel, &address, &hash)
+            })
+            .await?;
+        Ok(set.then_some(token))
+    }
+}

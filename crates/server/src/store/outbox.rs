@@ -723,3 +723,20 @@ pub(crate) fn unsubscribe_by_token(
         r.text(3).unwrap_or_default(),
     )))
 }
+
+/// Stores `hash` as the unsubscribe token hash of subscription (domain, channel, address);
+/// `false` if there is no such subscription.
+pub(crate) fn set_unsubscribe_token_hash(
+    tx: &mut dyn Tx,
+    domain: &str,
+    channel: &str,
+    address: &str,
+    hash: &str,
+) -> Result<bool, StoreError> {
+    let n = tx.exec(
+        "UPDATE subscriptions SET unsubscribe_token_hash = $4 \
+         WHERE domain = $1 AND channel = $2 AND address = $3",
+        &[domain.into(), channel.into(), address.into(), hash.into()],
+    )?;
+    Ok(n > 0)
+}

@@ -453,6 +453,7 @@ pub async fn domain(
         last_error: last_error.as_deref(),
         csrf: &issued.token,
         min_vantages: web.settings.min_vantages,
+        channels: super::subscribe::Channels::of(&web.app),
     });
     let title = format!("Result for {domain}");
     with_csrf_cookie(
