@@ -302,7 +302,7 @@ impl Site {
 
     /// Stores a finished `match` check of `domain`, as the scheduler would.
     async fn store_match(&self, domain: &str) {
-        let report: certwatch::Report = serde_json::from_value(json!({
+        self.store_report(json!({
             "schema_version": 1, "domain": domain, "checked_at": "2027-01-15T08:00:00Z",
             "verdict": "match", "confirmation": null,
             "endpoints": [{
@@ -316,7 +316,30 @@ impl Site {
             }],
             "setup": {"zone_lines": [], "advice": []}, "warnings": []
         }))
-        .unwrap();
+        .await;
+    }
+
+    /// Stores a finished `bogus` check of `domain`: an alert for its confirmed subscribers.
+    async fn store_bogus(&self, domain: &str) {
+        self.store_report(json!({
+            "schema_version": 1, "domain": domain, "checked_at": "2027-01-15T08:00:00Z",
+            "verdict": "bogus", "confirmation": null,
+            "endpoints": [{
+                "service": "c2s-starttls", "target": "xmpp.example.org", "port": 5222,
+                "address": "192.0.2.1", "dnssec": "bogus", "dnssec_reason": "expired RRSIG",
+                "tlsa": [], "verdict": "bogus", "reason": null,
+                "presented_spki_sha256": null, "matched_record": null,
+                "vantage": "direct", "key_type": null, "error": null
+            }],
+            "setup": {"zone_lines": [], "advice": []}, "warnings": []
+        }))
+        .await;
+    }
+
+    async fn store_report(&self, report: Value) {
+        let report: certwatch::Report = serde_json::from_value(report).unwrap();
+        let domain = report.domain.clone();
+        let domain = domain.as_str();
         let now = self.now();
         self.store.request_check(domain, now).await.unwrap();
         let jobs = self.store.claim_due("test", now, 300, 10).await.unwrap();
@@ -632,6 +655,18 @@ async fn email_double_opt_in_confirm_once_and_unsubscribe_only_oneself() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(site.confirmed("carol@example.net").await, Some(false));
 
+    // An alert for alice and bob waits in the outbox.
+    site.store_bogus("example.org").await;
+    let pending = |d: Vec<certwatch_server::store::Delivery>| {
+        let mut a: Vec<String> = d.into_iter().map(|d| d.address).collect();
+        a.sort();
+        a
+    };
+    assert_eq!(
+        pending(site.store.deliveries_of("example.org", 10).await.unwrap()),
+        ["alice@example.net", "bob@example.net"]
+    );
+
     // Unsubscribe: the GET changes nothing; alice's token deletes alice, and bob stays.
     let r = site
         .get(&format!("/subscriptions/unsubscribe?token={alice_unsub}"))
@@ -662,6 +697,11 @@ async fn email_double_opt_in_confirm_once_and_unsubscribe_only_oneself() {
     assert!(r.body.contains("Unsubscribed") && r.body.contains("alice@example.net"));
     assert_eq!(site.confirmed("alice@example.net").await, None, "deleted");
     assert_eq!(site.confirmed("bob@example.net").await, Some(true));
+    assert_eq!(
+        pending(site.store.deliveries_of("example.org", 10).await.unwrap()),
+        ["bob@example.net"],
+        "alice's delivery went with her address"
+    );
     let r = site
         .form(
             "/subscriptions/unsubscribe",
@@ -690,6 +730,13 @@ async fn email_double_opt_in_confirm_once_and_unsubscribe_only_oneself() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(site.confirmed("bob@example.net").await, None);
+    assert!(
+        site.store
+            .deliveries_of("example.org", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(site.confirmed("carol@example.net").await, Some(false));
 }
 
