@@ -28,6 +28,7 @@
 //! - [`api`]: `/api/v1/...` (the stored report in the CLI's JSON schema, on-demand checks),
 //!   `/healthz`, `/metrics`;
 //! - [`feed`]: the Atom feed per domain;
+//! - [`evidence`]: the signed evidence bundles and the service's public key;
 //! - [`admin`]: the admin view behind a token (domains, removal requests, subscribers);
 //! - [`csrf`]: HMAC-signed double-submit tokens bound to a cookie;
 //! - [`ratelimit`]: per-client and global limits on on-demand checks;
@@ -37,6 +38,7 @@
 pub mod admin;
 pub mod api;
 pub mod csrf;
+pub mod evidence;
 pub mod feed;
 pub mod html;
 pub mod pages;
@@ -367,6 +369,9 @@ fn routes(web: Shared) -> Router {
         .route("/checks/{id}", get(pages::ticket))
         .route("/domains/{domain}", get(pages::domain))
         .route("/domains/{domain}/feed.atom", get(feed::domain_feed))
+        .route("/domains/{domain}/evidence/{file}", get(evidence::bundle))
+        .route(evidence::KEY_PAGE_PATH, get(evidence::key_page))
+        .route(evidence::KEY_JSON_PATH, get(evidence::key_json))
         .route("/threat-model", get(pages::threat_model))
         .route("/docs/threat-model.md", get(pages::threat_model_text))
         .route("/docs/api", get(pages::api_doc))

@@ -454,6 +454,7 @@ pub async fn domain(
         csrf: &issued.token,
         min_vantages: web.settings.min_vantages,
     });
+    let body = html! { (body) (super::evidence::domain_section_of(&web, &domain).await) };
     let title = format!("Result for {domain}");
     with_csrf_cookie(
         respond(
