@@ -49,7 +49,9 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new());
     let store = Store::open(&config.database).await?;
-    let runner = FacadeRunner::start(&config, metrics.clone())?;
+    // Every conclusive check carries a bundle signed with the service's key.
+    let runner = FacadeRunner::start(&config, metrics.clone())?
+        .with_evidence_key(store.evidence_signing_key().await?);
     run_with(
         config,
         store,
