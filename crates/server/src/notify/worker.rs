@@ -45,6 +45,21 @@ impl Default for WorkerConfig {
     }
 }
 
+impl WorkerConfig {
+    /// The worker's settings from the service's configuration (`instance_id`, `public_url`,
+    /// `outbox_interval`, `outbox_lease`, `outbox_batch`, the retry policy).
+    pub fn from_config(config: &crate::config::Config) -> WorkerConfig {
+        WorkerConfig {
+            instance: config.instance_id.clone(),
+            interval: config.outbox_interval,
+            lease: i64::try_from(config.outbox_lease.as_secs()).unwrap_or(i64::MAX),
+            batch: config.outbox_batch,
+            retry: config.retry_policy(),
+            public_url: config.public_url.clone(),
+        }
+    }
+}
+
 /// Runs passes until `stop` turns `true` (a pass in progress finishes first; an
 /// interrupted one is safe: its leases expire and the same ids are sent again).
 pub async fn run(
