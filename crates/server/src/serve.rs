@@ -117,6 +117,13 @@ pub async fn run_with(
         WorkerConfig::from_config(&config),
         stop_rx.clone(),
     ));
+    // The blindness sweep: `blind` even when no check finishes at all.
+    let sweeps = tokio::spawn(worker::run_sweeps(
+        store.clone(),
+        clock.clone(),
+        worker::SWEEP_INTERVAL,
+        stop_rx.clone(),
+    ));
     let scheduler = Scheduler::new(
         store,
         runner,
@@ -160,5 +167,6 @@ pub async fn run_with(
     signal.abort();
     let _ = sched.await;
     let _ = outbox.await;
+    let _ = sweeps.await;
     result
 }

@@ -125,3 +125,32 @@ pub async fn run(
         }
     }
 }
+
+/// How often [`run_sweeps`] looks for blind domains.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The periodic sweeps until `stop` turns `true`: every `every` (normally
+/// [`SWEEP_INTERVAL`]), [`Store::sweep_blind`] at the injected clock's time, so that a
+/// watched domain without a conclusive check for `blind_after` raises `blind` even when no
+/// check finishes (a stuck scheduler, probes that hang).
+pub async fn run_sweeps(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match store.sweep_blind(now(clock.as_ref())).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "blindness sweep raised alerts"),
+            Err(e) => tracing::warn!(error = %e, "blindness sweep failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}

@@ -804,6 +804,17 @@ impl Store {
         self
     }
 
+    /// The blindness sweep at `now` (every minute, `notify::worker::run_sweeps`): every
+    /// watched domain without a conclusive check for the policy's `blind_after` gets its
+    /// incident state stepped without a check, so `blind` is raised (and reminded of) even
+    /// when no check finishes at all. One transaction; returns the deliveries created.
+    pub async fn sweep_blind(&self, now: i64) -> Result<u64, StoreError> {
+        let random = self.random.clone();
+        let policy = self.policy;
+        self.tx(move |tx| outbox::sweep_blind(tx, now, &policy, random.as_ref()))
+            .await
+    }
+
     /// The alert policy [`Store::finish`] applies.
     pub fn alert_policy(&self) -> Policy {
         self.policy

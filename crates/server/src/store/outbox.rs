@@ -179,11 +179,12 @@ fn audience_str(a: Audience) -> &'static str {
 
 /// Steps the domain's incident state with the finished check and records the alerts and
 /// their deliveries. Runs in the check's transaction, before `domains.last_conclusive_at` is
-/// moved. Returns the number of deliveries created.
+/// moved; or, with no check (`check_id` and `report` `None`), from the blindness sweep, as
+/// an inconclusive observation at `now`. Returns the number of deliveries created.
 pub(crate) fn record_alerts(
     tx: &mut dyn Tx,
     domain: &str,
-    check_id: i64,
+    check_id: Option<i64>,
     now: i64,
     report: Option<&certwatch::Report>,
     policy: &Policy,
@@ -321,6 +322,36 @@ pub(crate) fn record_alerts(
         "DELETE FROM incidents WHERE domain = $1 AND closed_at < $2",
         &[domain.into(), cutoff.into()],
     )?;
+    Ok(created)
+}
+
+/// The blindness sweep: steps the incident state of every watched domain whose last
+/// conclusive check (or, never checked conclusively, its addition) is at least
+/// `policy.blind_after` old, as an inconclusive observation at `now` with no check. So a
+/// stuck scheduler or probes that never finish still raise `blind` (once per incident, a
+/// reminder after `remind_after`), exactly as a failing check would. Returns the number of
+/// deliveries created.
+pub(crate) fn sweep_blind(
+    tx: &mut dyn Tx,
+    now: i64,
+    policy: &Policy,
+    random: &dyn Random,
+) -> Result<u64, StoreError> {
+    let cutoff = now.saturating_sub(policy.blind_after);
+    let rows = tx.query(
+        &format!(
+            "SELECT d.domain FROM domains d \
+             WHERE COALESCE(d.last_conclusive_at, d.added_at) <= $2 AND {} ORDER BY d.domain",
+            super::ops::watched_sql("$1")
+        ),
+        &[now.into(), cutoff.into()],
+    )?;
+    let mut created = 0u64;
+    for r in &rows {
+        if let Some(domain) = r.text(0) {
+            created += record_alerts(tx, &domain, None, now, None, policy, random)?;
+        }
+    }
     Ok(created)
 }
 
