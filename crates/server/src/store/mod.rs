@@ -90,7 +90,7 @@ use crate::random::{Random, SystemRandom};
 use db::Db;
 
 pub use ops::{CURRENT_VERSION, HISTORY_RETENTION_SECS, TICKET_RETENTION_SECS};
-pub use outbox::{AlertRecord, Delivery, IncidentRecord, RetryPolicy};
+pub use outbox::{AlertRecord, Delivery, Heartbeat, IncidentRecord, RetryPolicy};
 
 /// The tokens of a new opt-in subscription, to put in the confirmation message's links.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -911,6 +911,11 @@ impl Store {
     /// How many deliveries wait in the outbox (health and metrics).
     pub async fn outbox_backlog(&self) -> Result<u64, StoreError> {
         self.tx(outbox::backlog).await
+    }
+
+    /// The monitor's and the outbox's liveness at `now` (`/healthz`, `/metrics`).
+    pub async fn heartbeat(&self, now: i64) -> Result<Heartbeat, StoreError> {
+        self.tx(move |tx| outbox::heartbeat(tx, now)).await
     }
 
     /// The newest `limit` admin notices (hostile exits), for the admin view.

@@ -516,6 +516,79 @@ pub(crate) fn backlog(tx: &mut dyn Tx) -> Result<u64, StoreError> {
         .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
 }
 
+/// Liveness of the monitor and of the outbox, for `/healthz` and `/metrics`
+/// ([`super::Store::heartbeat`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Heartbeat {
+    /// Domains watched now.
+    pub watched: u64,
+    /// The newest conclusive check of any domain.
+    pub last_conclusive_at: Option<i64>,
+    /// Among watched domains, the newest of "last conclusive check, or added" (the freshest
+    /// sign of life of the watched set).
+    pub freshest_watched_at: Option<i64>,
+    /// Among watched domains, the oldest of "last conclusive check, or added" (the domain
+    /// that has been unseen longest).
+    pub stalest_watched_at: Option<i64>,
+    /// Pending deliveries.
+    pub pending: u64,
+    /// When the oldest pending delivery was created.
+    pub oldest_pending_at: Option<i64>,
+    /// Deliveries that failed for good (still within the retention).
+    pub failed: u64,
+}
+
+impl Heartbeat {
+    /// Whether the service is blind at `now`: domains are watched but none of them had a
+    /// conclusive check (or was added) within `blind_after` seconds.
+    pub fn blind(&self, now: i64, blind_after: i64) -> bool {
+        self.watched > 0
+            && self
+                .freshest_watched_at
+                .is_none_or(|t| now.saturating_sub(t) > blind_after)
+    }
+
+    /// Whether the oldest pending delivery is older than `stale_after` seconds at `now`.
+    pub fn outbox_stale(&self, now: i64, stale_after: i64) -> bool {
+        self.oldest_pending_at
+            .is_some_and(|t| now.saturating_sub(t) > stale_after)
+    }
+}
+
+/// The heartbeat data at `now`.
+pub(crate) fn heartbeat(tx: &mut dyn Tx, now: i64) -> Result<Heartbeat, StoreError> {
+    let n = |v: Option<i64>| v.map_or(0, |n| u64::try_from(n).unwrap_or(0));
+    let watched = tx.query(
+        &format!(
+            "SELECT COUNT(*), MAX(COALESCE(d.last_conclusive_at, d.added_at)), \
+               MIN(COALESCE(d.last_conclusive_at, d.added_at)) FROM domains d WHERE {}",
+            super::ops::watched_sql("$1")
+        ),
+        &[now.into()],
+    )?;
+    let any = tx.query("SELECT MAX(last_conclusive_at) FROM domains", &[])?;
+    let pending = tx.query(
+        "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE state = 'pending'",
+        &[],
+    )?;
+    let failed = tx.query(
+        "SELECT COUNT(*) FROM deliveries WHERE state = 'failed'",
+        &[],
+    )?;
+    let w = watched.first();
+    let p = pending.first();
+    Ok(Heartbeat {
+        watched: n(w.and_then(|r| r.int(0))),
+        last_conclusive_at: any.first().and_then(|r| r.int(0)),
+        freshest_watched_at: w.and_then(|r| r.int(1)),
+        stalest_watched_at: w.and_then(|r| r.int(2)),
+        pending: n(p.and_then(|r| r.int(0))),
+        oldest_pending_at: p.and_then(|r| r.int(1)),
+        failed: n(failed.first().and_then(|r| r.int(0))),
+    })
+}
+
 /// Alerts for `audience` (`admin`: the hostile-exit notices), newest first.
 pub(crate) fn alerts_for(
     tx: &mut dyn Tx,
