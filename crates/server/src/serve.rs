@@ -83,6 +83,9 @@ pub async fn run_with(
 ) -> Result<(), ServeError> {
     metrics.set_store_ok(true);
     let store = store.with_alert_policy(config.alert_policy());
+    store
+        .set_admin_contacts(&crate::store::AdminContacts::from_config(&config))
+        .await?;
     let webhooks = WebhookClient::new(WebhookOptions {
         allow_private: config.allow_private_targets,
         ..WebhookOptions::default()

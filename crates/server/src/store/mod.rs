@@ -90,7 +90,10 @@ use crate::random::{Random, SystemRandom};
 use db::Db;
 
 pub use ops::{CURRENT_VERSION, HISTORY_RETENTION_SECS, TICKET_RETENTION_SECS};
-pub use outbox::{AlertRecord, Delivery, Heartbeat, IncidentRecord, RetryPolicy};
+pub use outbox::{
+    ADMIN_EMAIL_SUBSCRIPTION, ADMIN_WEBHOOK_SUBSCRIPTION, AdminContacts, AlertRecord, Delivery,
+    Heartbeat, IncidentRecord, RetryPolicy,
+};
 
 /// The tokens of a new opt-in subscription, to put in the confirmation message's links.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -885,7 +888,8 @@ impl Store {
         retry: RetryPolicy,
     ) -> Result<Option<String>, StoreError> {
         let (id, error) = (id.to_owned(), error.to_owned());
-        self.tx(move |tx| outbox::mark_attempt_failed(tx, &id, now, &error, retry))
+        let random = self.random.clone();
+        self.tx(move |tx| outbox::mark_attempt_failed(tx, &id, now, &error, retry, random.as_ref()))
             .await
     }
 
@@ -918,7 +922,24 @@ impl Store {
         self.tx(move |tx| outbox::heartbeat(tx, now)).await
     }
 
-    /// The newest `limit` admin notices (hostile exits), for the admin view.
+    /// Replaces the administrator's contacts (from the configuration, at start): admin
+    /// notices (hostile exits, deliveries failed for good) get one delivery per contact
+    /// through the outbox, with the pseudo-subscription ids [`ADMIN_EMAIL_SUBSCRIPTION`] and
+    /// [`ADMIN_WEBHOOK_SUBSCRIPTION`]. Kept in `settings`: every instance on the database
+    /// uses the last one written.
+    pub async fn set_admin_contacts(&self, contacts: &AdminContacts) -> Result<(), StoreError> {
+        let contacts = contacts.clone();
+        self.tx(move |tx| outbox::set_admin_contacts(tx, &contacts))
+            .await
+    }
+
+    /// The administrator's contacts as stored.
+    pub async fn admin_contacts(&self) -> Result<AdminContacts, StoreError> {
+        self.tx(outbox::admin_contacts).await
+    }
+
+    /// The newest `limit` admin notices (hostile exits, `delivery-failed` notices), for the
+    /// admin view.
     pub async fn admin_notices(&self, limit: u32) -> Result<Vec<AlertRecord>, StoreError> {
         self.tx(move |tx| outbox::alerts_for(tx, "admin", limit))
             .await
