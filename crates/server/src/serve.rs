@@ -98,13 +98,18 @@ pub async fn run_with(
         .transpose()?;
     let config = Arc::new(config);
     let wake = Arc::new(Notify::new());
-    let state = AppState::new(
+    // The site's subscribe forms and API use the same clients as the worker.
+    let mut state = AppState::new(
         store.clone(),
         config.clone(),
         metrics.clone(),
         clock.clone(),
         wake.clone(),
-    );
+    )
+    .with_webhooks(webhooks.clone());
+    if let Some(sender) = &email {
+        state = state.with_email(sender.clone());
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| ServeError::Listen {

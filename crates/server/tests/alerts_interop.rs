@@ -377,8 +377,23 @@ fn path_of(url: &str) -> String {
 /// A running `certwatch-server` over the private Tor network.
 struct Service {
     port: u16,
+    log: PathBuf,
     _child: Killed,
     _arti: PrivateArtiConfig,
+}
+
+impl Drop for Service {
+    /// A failing drill shows the end of the service's log.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            eprintln!("--- certwatch-server log (last 60 lines) ---");
+            for l in tail.into_iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
 }
 
 fn start_service(env: &Interop, dir: &Path, extra: &[&str]) -> Service {
@@ -388,8 +403,9 @@ fn start_service(env: &Interop, dir: &Path, extra: &[&str]) -> Service {
         .expect("a private arti configuration");
     let database = format!("sqlite://{}", dir.join("db.sqlite3").display());
     let public_url = format!("http://127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.join("server.log")).unwrap();
-    let child = Killed(
+    let log_path = dir.join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Killed(
         Command::new(env!("CARGO_BIN_EXE_certwatch-server"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--database", &database, "--public-url", &public_url])
@@ -397,7 +413,14 @@ fn start_service(env: &Interop, dir: &Path, extra: &[&str]) -> Service {
             .args(["--resolver", env.str("dns.unbound").unwrap()])
             .args(["--trust-anchor", env.str("dns.trust_anchor").unwrap()])
             .args(["--allow-private-targets", "--confirm", "3"])
-            .args(["--timeout", "15s", "--jitter", "1s"])
+            .args([
+                "--timeout",
+                "15s",
+                "--jitter",
+                "1s",
+                "--outbox-interval",
+                "1s",
+            ])
             .args(extra)
             .env("CERTWATCH_LOG", "info")
             .stdin(Stdio::null())
@@ -409,10 +432,17 @@ fn start_service(env: &Interop, dir: &Path, extra: &[&str]) -> Service {
     wait_for(
         Duration::from_secs(60),
         "certwatch-server to answer",
-        || http(port, "GET", "/healthz", "text/plain", b"").ok(),
+        || {
+            if let Ok(Some(status)) = child.0.try_wait() {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("certwatch-server exited ({status}):\n{log}");
+            }
+            http(port, "GET", "/healthz", "text/plain", b"").ok()
+        },
     );
     Service {
         port,
+        log: log_path,
         _child: child,
         _arti: arti,
     }
@@ -511,6 +541,24 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Asks the service to check `domain` (the service only takes subscriptions for domains it
+/// knows) and waits for the stored report.
+fn check_first(port: u16, domain: &str) {
+    let body = json!({ "domain": domain }).to_string();
+    let (status, _, answer) = http(
+        port,
+        "POST",
+        "/api/v1/checks",
+        "application/json",
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&answer));
+    wait_for(Duration::from_secs(240), "the first check's report", || {
+        last_verdict(port, domain)
+    });
 }
 
 /// Subscribes `mailbox` to `domain` through the API and confirms it through the link of the
@@ -706,13 +754,14 @@ fn mitm_drill_then_blindness() {
             "--remind-after",
             "1h",
             "--smtp-url",
-            &format!("smtp://{smtp}?tls=none"),
+            &format!("smtp://{smtp}"),
             "--smtp-from",
             "certwatch@alerts.test",
         ],
     );
     let port = service.port;
     let mailbox = format!("ops-{}-{}@alert.test", std::process::id(), port);
+    check_first(port, &domain);
     subscribe_email(&env, port, &domain, &mailbox);
     let secret = subscribe_webhook(port, &domain, &hook.url("/hook"));
     let subs = Subscribers {
@@ -775,6 +824,8 @@ fn hostile_exit_is_an_admin_notice_only() {
     let admin = Receiver::start();
     let subscriber = Receiver::start();
     let admin_secret = "11".repeat(32);
+    let secret_file = dir.path().join("admin-webhook.secret");
+    std::fs::write(&secret_file, &admin_secret).unwrap();
     let service = start_service(
         &env,
         dir.path(),
@@ -783,11 +834,12 @@ fn hostile_exit_is_an_admin_notice_only() {
             "15s",
             "--admin-webhook-url",
             &admin.url("/admin"),
-            "--admin-webhook-secret",
-            &admin_secret,
+            "--admin-webhook-secret-file",
+            &secret_file.display().to_string(),
         ],
     );
     let port = service.port;
+    check_first(port, &domain);
     let secret = subscribe_webhook(port, &domain, &subscriber.url("/sub"));
     // Each check takes a fresh circuit: sooner or later the hostile exit carries one, and the
     // confirmation through the other exits and directly shows the MITM is the exit's.
