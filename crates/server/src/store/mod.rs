@@ -98,7 +98,10 @@ use db::Db;
 
 pub use evidence::{EVIDENCE_RETENTION_SECS, EvidenceRecord};
 pub use ops::{CURRENT_VERSION, HISTORY_RETENTION_SECS, TICKET_RETENTION_SECS};
-pub use outbox::{AlertRecord, Delivery, IncidentRecord, RetryPolicy};
+pub use outbox::{
+    ADMIN_EMAIL_SUBSCRIPTION, ADMIN_WEBHOOK_SUBSCRIPTION, AdminContacts, AlertRecord, Delivery,
+    Heartbeat, IncidentRecord, RetryPolicy,
+};
 
 /// The tokens of a new opt-in subscription, to put in the confirmation message's links.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -842,6 +845,17 @@ impl Store {
         self
     }
 
+    /// The blindness sweep at `now` (every minute, `notify::worker::run_sweeps`): every
+    /// watched domain without a conclusive check for the policy's `blind_after` gets its
+    /// incident state stepped without a check, so `blind` is raised (and reminded of) even
+    /// when no check finishes at all. One transaction; returns the deliveries created.
+    pub async fn sweep_blind(&self, now: i64) -> Result<u64, StoreError> {
+        let random = self.random.clone();
+        let policy = self.policy;
+        self.tx(move |tx| outbox::sweep_blind(tx, now, &policy, random.as_ref()))
+            .await
+    }
+
     /// The alert policy [`Store::finish`] applies.
     pub fn alert_policy(&self) -> Policy {
         self.policy
@@ -912,7 +926,8 @@ impl Store {
         retry: RetryPolicy,
     ) -> Result<Option<String>, StoreError> {
         let (id, error) = (id.to_owned(), error.to_owned());
-        self.tx(move |tx| outbox::mark_attempt_failed(tx, &id, now, &error, retry))
+        let random = self.random.clone();
+        self.tx(move |tx| outbox::mark_attempt_failed(tx, &id, now, &error, retry, random.as_ref()))
             .await
     }
 
@@ -940,7 +955,29 @@ impl Store {
         self.tx(outbox::backlog).await
     }
 
-    /// The newest `limit` admin notices (hostile exits), for the admin view.
+    /// The monitor's and the outbox's liveness at `now` (`/healthz`, `/metrics`).
+    pub async fn heartbeat(&self, now: i64) -> Result<Heartbeat, StoreError> {
+        self.tx(move |tx| outbox::heartbeat(tx, now)).await
+    }
+
+    /// Replaces the administrator's contacts (from the configuration, at start): admin
+    /// notices (hostile exits, deliveries failed for good) get one delivery per contact
+    /// through the outbox, with the pseudo-subscription ids [`ADMIN_EMAIL_SUBSCRIPTION`] and
+    /// [`ADMIN_WEBHOOK_SUBSCRIPTION`]. Kept in `settings`: every instance on the database
+    /// uses the last one written.
+    pub async fn set_admin_contacts(&self, contacts: &AdminContacts) -> Result<(), StoreError> {
+        let contacts = contacts.clone();
+        self.tx(move |tx| outbox::set_admin_contacts(tx, &contacts))
+            .await
+    }
+
+    /// The administrator's contacts as stored.
+    pub async fn admin_contacts(&self) -> Result<AdminContacts, StoreError> {
+        self.tx(outbox::admin_contacts).await
+    }
+
+    /// The newest `limit` admin notices (hostile exits, `delivery-failed` notices), for the
+    /// admin view.
     pub async fn admin_notices(&self, limit: u32) -> Result<Vec<AlertRecord>, StoreError> {
         self.tx(move |tx| outbox::alerts_for(tx, "admin", limit))
             .await
@@ -1054,4 +1091,28 @@ impl Store {
 /// A database URL with its password replaced by `***` (for logs and `Debug`).
 pub fn redact_database_url(url: &str) -> String {
     db::redact_url(url)
+}
+
+impl Store {
+    /// Makes [`Store::unsubscribe_by_token`] work for subscription (domain, channel,
+    /// address), which [`Store::add_pending_subscription`] does not arrange (webhooks): stores
+    /// the SHA-256 of its [`Store::unsubscribe_token`] and returns the token, `None` if there
+    /// is no such subscription.
+    pub async fn enable_unsubscribe_token(
+        &self,
+        domain: &str,
+        channel: &str,
+        address: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let domain = normalise_domain(domain)?;
+        let token = self.unsubscribe_token(&domain, channel, address).await?;
+        let hash = outbox::token_hash(&token);
+        let (channel, address) = (channel.to_owned(), address.to_owned());
+        let set = self
+            .tx(move |tx| {
+                outbox::set_unsubscribe_token_hash(tx, &domain, &channel, &address, &hash)
+            })
+            .await?;
+        Ok(set.then_some(token))
+    }
 }

@@ -141,7 +141,7 @@ fn count(tx: &mut dyn Tx, sql: &str, params: &[Val]) -> Result<u64, StoreError> 
 }
 
 /// The SQL condition "domain d is watched at $now" (parameter index given).
-fn watched_sql(now_param: &str) -> String {
+pub(super) fn watched_sql(now_param: &str) -> String {
     format!(
         "(EXISTS (SELECT 1 FROM subscriptions s WHERE s.domain = d.domain \
            AND s.confirmed_at IS NOT NULL AND s.blocked = 0) \
@@ -656,7 +656,7 @@ pub(crate) fn finish(
     super::outbox::record_alerts(
         tx,
         &job.domain,
-        check_id,
+        Some(check_id),
         now,
         outcome.as_ref().ok(),
         alerting.policy,
