@@ -394,3 +394,64 @@ async fn bundles_expire_like_checks_unless_an_alert_links_them() {
     assert!(store.remove_domain("example.org").await.unwrap());
     assert!(!kept(newest).await);
 }
+
+/// A runner whose every check is a mismatch with a signed bundle (made with the store's key,
+/// as the production runner does).
+struct Signing {
+    store: Store,
+}
+
+impl certwatch_server::scheduler::CheckRunner for Signing {
+    fn ready(&self) -> bool {
+        true
+    }
+    fn check(&self, domain: String) -> certwatch_server::scheduler::CheckFuture {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let r = report(&domain, "mismatch", OTHER);
+            let bytes = signed(&store, &r, T0).await;
+            Ok(certwatch_server::scheduler::CheckOutcome::with_evidence(
+                r, bytes,
+            ))
+        })
+    }
+}
+
+/// The scheduler hands the runner's bundle to the store with the check.
+#[tokio::test(start_paused = true)]
+async fn the_scheduler_stores_the_runners_bundle() {
+    use certwatch_server::scheduler::{Scheduler, SchedulerConfig};
+    let Site { store, .. } = site().await;
+    let mut config = SchedulerConfig::from_config(&Config::defaults());
+    config.instance = "test".into();
+    config.jitter = Duration::ZERO;
+    let scheduler = Scheduler::new(
+        store.clone(),
+        Arc::new(Signing {
+            store: store.clone(),
+        }),
+        Arc::new(Metrics::new()),
+        Arc::new(certwatch_server::clock::TokioClock::starting_at(
+            u64::try_from(T0).unwrap(),
+        )),
+        Arc::new(certwatch_server::random::SeededRandom::new(1)),
+        config,
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    scheduler
+        .run(tokio::time::sleep(Duration::from_secs(60)), Duration::ZERO)
+        .await;
+    let key = store.evidence_signing_key().await.unwrap();
+    for domain in ["example.org", "other.example"] {
+        let latest = store.latest_evidence(domain).await.unwrap().expect(domain);
+        let b = verify_signature(
+            &latest.body,
+            ring::signature::KeyPair::public_key(&key).as_ref(),
+        )
+        .unwrap();
+        assert_eq!(b.domain, domain);
+        let alerts = store.alerts_of(domain, 10).await.unwrap();
+        assert_eq!(alerts.len(), 1, "{domain}");
+        assert_eq!(alerts[0].evidence_id, Some(latest.id));
+    }
+}
