@@ -227,9 +227,19 @@ impl EmailSender {
                 format!("ALERT: {} shows {what}.", a.domain),
             ),
         };
+        let evidence = a
+            .evidence_id
+            .map(|id| {
+                format!(
+                    "Evidence (signed, verify it with the key at {base}/evidence-key):\n\
+                     {base}/domains/{}/evidence/{id}.json\n",
+                    a.domain
+                )
+            })
+            .unwrap_or_default();
         let body = format!(
             "{lead}\n{}\nIncident {} opened at {} (Unix time); this check at {}.\n\
-             Details: {base}/domains/{}\nDelivery id: {}\n\n\
+             Details: {base}/domains/{}\n{evidence}Delivery id: {}\n\n\
              Unsubscribe (deletes your address): {unsubscribe}\n",
             a.detail
                 .as_deref()

@@ -9,7 +9,7 @@ use super::{
 };
 
 /// The newest schema version this program knows.
-pub const CURRENT_VERSION: i64 = 7;
+pub const CURRENT_VERSION: i64 = 8;
 
 /// Checks older than this are deleted (the domain's latest check is always kept).
 pub const HISTORY_RETENTION_SECS: i64 = 90 * 86_400;
@@ -40,6 +40,7 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_alert_detail.sql"),
     ),
+    (8, include_str!("../../migrations/sqlite/0008_evidence.sql")),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -63,6 +64,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         7,
         include_str!("../../migrations/postgres/0007_alert_detail.sql"),
+    ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_evidence.sql"),
     ),
 ];
 
@@ -136,7 +141,7 @@ fn count(tx: &mut dyn Tx, sql: &str, params: &[Val]) -> Result<u64, StoreError> 
 }
 
 /// The SQL condition "domain d is watched at $now" (parameter index given).
-fn watched_sql(now_param: &str) -> String {
+pub(super) fn watched_sql(now_param: &str) -> String {
     format!(
         "(EXISTS (SELECT 1 FROM subscriptions s WHERE s.domain = d.domain \
            AND s.confirmed_at IS NOT NULL AND s.blocked = 0) \
@@ -362,6 +367,7 @@ pub(crate) fn count_domains(tx: &mut dyn Tx) -> Result<u64, StoreError> {
 
 pub(crate) fn remove_domain(tx: &mut dyn Tx, domain: &str) -> Result<bool, StoreError> {
     super::outbox::remove_domain(tx, domain)?;
+    super::evidence::remove_domain(tx, domain)?;
     // Explicit deletes: foreign-key cascades are off by default in some SQLite builds.
     for table in [
         "keys_seen",
@@ -551,12 +557,14 @@ pub(crate) struct Alerting<'a> {
     pub(crate) random: &'a dyn crate::random::Random,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn finish(
     tx: &mut dyn Tx,
     job: &Job,
     instance: &str,
     now: i64,
     outcome: Result<Report, String>,
+    evidence: Option<String>,
     spacing: Spacing,
     alerting: &Alerting<'_>,
 ) -> Result<Finished, StoreError> {
@@ -633,16 +641,30 @@ pub(crate) fn finish(
             }
         }
     }
+    // The check's signed evidence bundle, in this transaction (a failed check has none).
+    let evidence_id = match (&outcome, evidence) {
+        (Ok(_), Some(body)) => Some(super::evidence::insert(
+            tx,
+            &job.domain,
+            check_id,
+            now,
+            &body,
+        )?),
+        _ => None,
+    };
     // Alerts and their deliveries, in this transaction (before last_conclusive_at moves).
     super::outbox::record_alerts(
         tx,
         &job.domain,
-        check_id,
+        Some(check_id),
         now,
         outcome.as_ref().ok(),
         alerting.policy,
         alerting.random,
     )?;
+    if let Some(id) = evidence_id {
+        super::outbox::link_evidence(tx, check_id, id)?;
+    }
     // The next due time: the slot after this check's start, moved past `now` by whole
     // intervals (each one skipped: it fell due while this check ran).
     let interval = spacing.interval.max(1);
@@ -711,6 +733,7 @@ pub(crate) fn finish(
         "DELETE FROM tickets WHERE state IN ('done', 'failed') AND finished_at < $1",
         &[now.saturating_sub(TICKET_RETENTION_SECS).into()],
     )?;
+    super::evidence::expire(tx, &job.domain, now)?;
     Ok(Finished {
         check_id,
         next_due_at,

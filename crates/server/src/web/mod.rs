@@ -30,6 +30,7 @@
 //! - [`feed`]: the Atom feed per domain;
 //! - [`subscribe`]: subscriptions to a domain's alerts (email double opt-in, webhooks
 //!   with a challenge), the confirm and unsubscribe links, and their API;
+//! - [`evidence`]: the signed evidence bundles and the service's public key;
 //! - [`admin`]: the admin view behind a token (domains, removal requests, subscribers);
 //! - [`csrf`]: HMAC-signed double-submit tokens bound to a cookie;
 //! - [`ratelimit`]: per-client and global limits on on-demand checks;
@@ -39,6 +40,7 @@
 pub mod admin;
 pub mod api;
 pub mod csrf;
+pub mod evidence;
 pub mod feed;
 pub mod html;
 pub mod pages;
@@ -392,6 +394,9 @@ fn routes(web: Shared) -> Router {
         )
         .route("/docs/webhooks", get(subscribe::webhook_doc))
         .route("/docs/webhooks.md", get(subscribe::webhook_doc_text))
+        .route("/domains/{domain}/evidence/{file}", get(evidence::bundle))
+        .route(evidence::KEY_PAGE_PATH, get(evidence::key_page))
+        .route(evidence::KEY_JSON_PATH, get(evidence::key_json))
         .route("/threat-model", get(pages::threat_model))
         .route("/docs/threat-model.md", get(pages::threat_model_text))
         .route("/docs/api", get(pages::api_doc))
