@@ -343,16 +343,15 @@ fn decode_qp(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'=' && i + 2 < b.len() + 1 {
-            if let Some(v) = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        let escaped = (b[i] == b'=')
+            .then(|| b.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        if let Some(v) = escaped {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -646,19 +645,20 @@ fn alert_mails(env: &Interop, rcpt: &str, condition: &str, kind: &str) -> Vec<Ma
         .collect()
 }
 
+/// The drill's two subscribers of one domain, on one service.
+struct Subscribers<'a> {
+    env: &'a Interop,
+    port: u16,
+    mailbox: &'a str,
+    hook: &'a Receiver,
+    secret: &'a [u8],
+}
+
 /// Waits until exactly one alert of (`condition`, `kind`) reached the mailbox and the
 /// webhook, checks both (the mail links the bundle, the webhook is signed and links it), and
 /// returns the webhook's body.
-fn expect_one_alert(
-    env: &Interop,
-    port: u16,
-    mailbox: &str,
-    hook: &Receiver,
-    secret: &[u8],
-    condition: &str,
-    kind: &str,
-    limit: Duration,
-) -> Value {
+fn expect_one_alert(s: &Subscribers<'_>, condition: &str, kind: &str, limit: Duration) -> Value {
+    let (env, port, mailbox, hook, secret) = (s.env, s.port, s.mailbox, s.hook, s.secret);
     let what = format!("a `{condition}` `{kind}` alert by mail and webhook");
     wait_for(limit, &what, || {
         (!alert_mails(env, mailbox, condition, kind).is_empty()
@@ -715,6 +715,13 @@ fn mitm_drill_then_blindness() {
     let mailbox = format!("ops-{}-{}@alert.test", std::process::id(), port);
     subscribe_email(&env, port, &domain, &mailbox);
     let secret = subscribe_webhook(port, &domain, &hook.url("/hook"));
+    let subs = Subscribers {
+        env: &env,
+        port,
+        mailbox: &mailbox,
+        hook: &hook,
+        secret: &secret,
+    };
 
     // Through Tor: the first check of the subscribed domain matches.
     wait_for(Duration::from_secs(240), "a first `match`", || {
@@ -725,16 +732,7 @@ fn mitm_drill_then_blindness() {
     // The MITM: the domain's server now presents another key.
     drop(server.take());
     server = Some(DomainServer::start(&env, dir.path(), "other-ec"));
-    let v = expect_one_alert(
-        &env,
-        port,
-        &mailbox,
-        &hook,
-        &secret,
-        "mismatch",
-        "opened",
-        Duration::from_secs(300),
-    );
+    let v = expect_one_alert(&subs, "mismatch", "opened", Duration::from_secs(300));
     assert!(
         v["detail"]
             .as_str()
@@ -754,44 +752,17 @@ fn mitm_drill_then_blindness() {
     // The key comes back: "recovered", once.
     drop(server.take());
     server = Some(DomainServer::start(&env, dir.path(), "host-ec"));
-    expect_one_alert(
-        &env,
-        port,
-        &mailbox,
-        &hook,
-        &secret,
-        "mismatch",
-        "recovered",
-        Duration::from_secs(300),
-    );
+    expect_one_alert(&subs, "mismatch", "recovered", Duration::from_secs(300));
 
     // Blindness: nothing answers for longer than --blind-after.
     drop(server.take());
-    expect_one_alert(
-        &env,
-        port,
-        &mailbox,
-        &hook,
-        &secret,
-        "blind",
-        "opened",
-        Duration::from_secs(300),
-    );
+    expect_one_alert(&subs, "blind", "opened", Duration::from_secs(300));
     assert!(
         webhook_alerts(&hook, "mismatch", "opened").len() == 1,
         "an unreachable server is not a new interception"
     );
     server = Some(DomainServer::start(&env, dir.path(), "host-ec"));
-    expect_one_alert(
-        &env,
-        port,
-        &mailbox,
-        &hook,
-        &secret,
-        "blind",
-        "recovered",
-        Duration::from_secs(300),
-    );
+    expect_one_alert(&subs, "blind", "recovered", Duration::from_secs(300));
     drop(server);
 }
 
