@@ -3,15 +3,17 @@
 //! A conclusive check's bundle is stored by [`super::ops::finish`] in the check's own
 //! transaction ([`insert`]), and every alert of that check is linked to it
 //! (`alerts.evidence_id`). The bytes are kept exactly as signed and published, with their
-//! SHA-256. Retention follows the checks': a bundle older than [`EVIDENCE_RETENTION_SECS`] is
-//! deleted unless an alert that is still kept links to it, or it is the domain's newest.
+//! SHA-256. A bundle older than [`EVIDENCE_RETENTION_SECS`] (7 days) is deleted unless an
+//! alert that is still kept links to it, or it is the domain's newest.
 
 use super::db::{Row, Tx};
 use super::{Store, StoreError};
 
-/// Bundles older than this are deleted, unless a kept alert links to them or they are the
-/// domain's newest (the same period as the checks' history).
-pub const EVIDENCE_RETENTION_SECS: i64 = super::HISTORY_RETENTION_SECS;
+/// Bundles older than this (7 days) are deleted, unless a kept alert links to them or they
+/// are the domain's newest. Shorter than the checks' 90 days: a bundle is tens of KiB and
+/// every conclusive check makes one, so 90 days would cost 0.1 to 0.5 GB per domain; what
+/// must be provable later (an alert's evidence) is kept with the alert.
+pub const EVIDENCE_RETENTION_SECS: i64 = 7 * 24 * 3600;
 
 /// One stored evidence bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
