@@ -22,8 +22,10 @@ pub struct Notice {
     pub detail: Option<String>,
     /// When the alert was decided (Unix seconds).
     pub at: i64,
-    /// The evidence link (for now the domain page).
+    /// The domain page.
     pub link: String,
+    /// The alert's signed evidence bundle, when its check made one (not for `blind`).
+    pub evidence: Option<String>,
 }
 
 impl Notice {
@@ -115,6 +117,13 @@ impl Notice {
                     .with_attr("type", "text/html")
                     .with_attr("href", self.link.clone()),
             )
+            .with_children(self.evidence.iter().map(|e| {
+                a("link")
+                    .with_attr("rel", "related")
+                    .with_attr("type", "application/json")
+                    .with_attr("title", "signed evidence bundle")
+                    .with_attr("href", e.clone())
+            }))
             .with_child(
                 a("category")
                     .with_attr("term", self.condition.clone())
@@ -141,16 +150,23 @@ impl Notice {
             )
     }
 
-    /// The chat text: verdict, summary, link, what to do, delivery id.
+    /// The chat text: verdict, summary, evidence link, domain page, what to do, time,
+    /// delivery id.
     pub fn chat_text(&self) -> String {
         let mut s = format!(
-            "{}\n{}\nEvidence: {}\nWhat to do: {}\nTime: {}\n",
+            "{}\n{}\nEvidence: {}\n",
             self.title(),
             self.summary(),
-            self.link,
+            self.evidence.as_deref().unwrap_or(&self.link),
+        );
+        if self.evidence.is_some() {
+            s.push_str(&format!("Details: {}\n", self.link));
+        }
+        s.push_str(&format!(
+            "What to do: {}\nTime: {}\n",
             self.advice(),
             rfc3339(self.at)
-        );
+        ));
         if let Some(d) = &self.detail {
             s.push_str(d);
             s.push('\n');
@@ -213,6 +229,7 @@ mod tests {
             detail: Some("xmpp.example.org:5222 key abc".into()),
             at: 1_700_000_000,
             link: "https://cw.example/domains/example.org".into(),
+            evidence: None,
         }
     }
 
@@ -235,6 +252,18 @@ mod tests {
             "<link rel='alternate' type='text/html' href='https://cw.example/domains/example.org'/>"
         ));
         assert!(xml.contains("<updated>2023-11-14T22:13:20Z</updated>"));
+    }
+
+    #[test]
+    fn the_evidence_bundle_is_linked_when_there_is_one() {
+        let n = Notice {
+            evidence: Some("https://cw.example/domains/example.org/evidence/9.json".into()),
+            ..notice()
+        };
+        let body = n.chat_text();
+        assert!(body.contains("Evidence: https://cw.example/domains/example.org/evidence/9.json\nDetails: https://cw.example/domains/example.org\n"));
+        let xml = n.pubsub_event("cw.example", "a@b").to_stanza();
+        assert!(xml.contains("<link rel='related' type='application/json' title='signed evidence bundle' href='https://cw.example/domains/example.org/evidence/9.json'/>"), "{xml}");
     }
 
     #[test]

@@ -93,6 +93,13 @@ impl Element {
         self
     }
 
+    /// This element with `children` appended (builder).
+    #[must_use]
+    pub fn with_children(mut self, children: impl IntoIterator<Item = Element>) -> Element {
+        self.children.extend(children);
+        self
+    }
+
     /// This element with its text set (builder).
     #[must_use]
     pub fn with_text(mut self, text: impl Into<String>) -> Element {

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory as _, Parser};
 
 mod check;
+mod evidence;
 mod net;
 mod records;
 mod watch;
@@ -30,6 +31,7 @@ Verbs:
   check        check domains once (for cron and monitoring systems)
   records      print the TLSA lines to publish (from a key file, or a live probe)
   watch        re-check on an interval, print changes, run a hook on each change
+  evidence     verify a certwatch-server evidence bundle offline
   completions  print a shell completion script
 
 Exit codes (check; the other verbs say theirs in their --help):
@@ -40,6 +42,7 @@ Examples:
   certwatch check example.org
   certwatch records --key /etc/prosody/certs/example.org.key --host xmpp.example.org
   certwatch watch --interval 15m --exec /usr/local/bin/certwatch-alert example.org
+  certwatch evidence verify bundle.json --key service-key.json
   certwatch completions bash > /etc/bash_completion.d/certwatch
 
 Documentation: docs/cli.md, docs/json.md and docs/watch.md in the source tree.";
@@ -62,6 +65,11 @@ enum Command {
     ///
     /// Runs until interrupted (Ctrl-C or SIGTERM: exit 0). Exit 3 on a usage or setup error.
     Watch(watch::WatchArgs),
+    /// Evidence bundles of certwatch-server: `verify` checks one offline (the service's
+    /// signature, the DNSSEC chains, and whether each presented key is in the TLSA RRset).
+    ///
+    /// Exit 0 verified, 1 not verified, 3 usage error.
+    Evidence(evidence::EvidenceArgs),
     /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
     ///
     /// Exit 0 printed, 3 on a usage error.
@@ -100,6 +108,7 @@ fn main() -> ExitCode {
         Command::Records(args) => records::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Watch(args) => watch::run(&args),
+        Command::Evidence(args) => evidence::run(&args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -27,7 +27,33 @@
 //! | `--setup-lines-min-vantages N` | `CERTWATCH_SETUP_LINES_MIN_VANTAGES` | `setup_lines_min_vantages` | `3` |
 //! | `--checks-per-client-per-hour N` | `CERTWATCH_CHECKS_PER_CLIENT_PER_HOUR` | `checks_per_client_per_hour` | `10` |
 //! | `--checks-global-per-minute N` | `CERTWATCH_CHECKS_GLOBAL_PER_MINUTE` | `checks_global_per_minute` | `60` |
+//! | `--blind-after DURATION` | `CERTWATCH_BLIND_AFTER` | `blind_after` | `6h` |
+//! | `--remind-after DURATION` | `CERTWATCH_REMIND_AFTER` | `remind_after` | `24h` |
+//! | `--retry-base-delay DURATION` | `CERTWATCH_RETRY_BASE_DELAY` | `retry_base_delay` | `30s` |
+//! | `--retry-max-delay DURATION` | `CERTWATCH_RETRY_MAX_DELAY` | `retry_max_delay` | `1h` |
+//! | `--retry-max-attempts N` | `CERTWATCH_RETRY_MAX_ATTEMPTS` | `retry_max_attempts` | `10` |
+//! | `--outbox-interval DURATION` | `CERTWATCH_OUTBOX_INTERVAL` | `outbox_interval` | `5s` |
+//! | `--outbox-lease DURATION` | `CERTWATCH_OUTBOX_LEASE` | `outbox_lease` | `15m` |
+//! | `--outbox-batch N` | `CERTWATCH_OUTBOX_BATCH` | `outbox_batch` | `5` |
+//! | `--outbox-stale-after DURATION` | `CERTWATCH_OUTBOX_STALE_AFTER` | `outbox_stale_after` | `1h` |
+//! | `--smtp-url URL` | `CERTWATCH_SMTP_URL` | `smtp_url` | none (no email) |
+//! | `--smtp-from MAILBOX` | `CERTWATCH_SMTP_FROM` | `smtp_from` | none |
+//! | `--smtp-password-file FILE` | `CERTWATCH_SMTP_PASSWORD_FILE` | `smtp_password_file` | none |
+//! | - | `CERTWATCH_SMTP_PASSWORD` | - | none |
+//! | `--admin-email ADDRESS` | `CERTWATCH_ADMIN_EMAIL` | `admin_email` | none |
+//! | `--admin-webhook-url URL` | `CERTWATCH_ADMIN_WEBHOOK_URL` | `admin_webhook_url` | none |
+//! | `--admin-webhook-secret-file FILE` | `CERTWATCH_ADMIN_WEBHOOK_SECRET_FILE` | `admin_webhook_secret_file` | none |
+//! | - | `CERTWATCH_ADMIN_WEBHOOK_SECRET` | - | none |
+//! | `--digest-hour H` | `CERTWATCH_DIGEST_HOUR` | `digest_hour` | `7` (UTC) |
 //! | | `CERTWATCH_XMPP_COMPONENT_JID`, `_SERVER_HOST`, `_SERVER_PORT`, `_SECRET`, `_SECRET_FILE`, `_PUBLIC_URL`, `_PING_TO` | `[xmpp]` table: `component_jid`, `server_host`, `server_port`, `secret`, `secret_file`, `public_url`, `ping_to` | off (see docs/xmpp.md) |
+//!
+//! The SMTP relay URL is `smtps://[USER@]HOST[:PORT]` (TLS, default port 465),
+//! `smtp+starttls://[USER@]HOST[:PORT]` (STARTTLS required, 587) or
+//! `smtp://[USER@]HOST[:PORT]` (plain text, 25: a relay on the same host only). The password
+//! is never part of the URL: it comes from `CERTWATCH_SMTP_PASSWORD` or, if that is unset,
+//! from the file `smtp_password_file`. The admin webhook's HMAC secret (at least 32 hex
+//! digits) likewise comes from `CERTWATCH_ADMIN_WEBHOOK_SECRET` or
+//! `admin_webhook_secret_file`. Neither secret is printed by `Debug`.
 //!
 //! Durations are a number with an optional unit: `s` (default), `m`, `h`, `d`. Booleans in
 //! the environment are `1`/`true`/`yes` or `0`/`false`/`no`.
@@ -217,8 +243,144 @@ pub struct Config {
     pub checks_per_client_per_hour: u32,
     /// On-demand checks all clients together may start per minute.
     pub checks_global_per_minute: u32,
+    /// No conclusive check of a watched domain for this long raises `blind`.
+    pub blind_after: Duration,
+    /// An open incident is reminded of at most once per this period.
+    pub remind_after: Duration,
+    /// The delay after a delivery's first failed attempt (doubled after each further one).
+    pub retry_base_delay: Duration,
+    /// The longest delay between two attempts of a delivery.
+    pub retry_max_delay: Duration,
+    /// Failed attempts after which a delivery is `failed` for good.
+    pub retry_max_attempts: u32,
+    /// The pause between two passes of the outbox worker.
+    pub outbox_interval: Duration,
+    /// The lease of a claimed delivery (longer than one pass can take).
+    pub outbox_lease: Duration,
+    /// Deliveries claimed per pass and channel.
+    pub outbox_batch: u32,
+    /// `/healthz` is `degraded` while a pending delivery is older than this.
+    pub outbox_stale_after: Duration,
+    /// The SMTP relay (`None`: no email is sent).
+    pub smtp: Option<SmtpConfig>,
+    /// The administrator's mailbox for admin notices (needs `smtp`).
+    pub admin_email: Option<String>,
+    /// The administrator's webhook for admin notices.
+    pub admin_webhook: Option<AdminWebhook>,
+    /// The hour (UTC, 0-23) at which daily digests are sent.
+    pub digest_hour: u32,
     /// XMPP notifications (`[xmpp]`, `CERTWATCH_XMPP_*`); `None`: off.
     pub xmpp: Option<crate::component::XmppConfig>,
+}
+
+/// The SMTP relay of the service's mails.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SmtpConfig {
+    /// Relay host.
+    pub host: String,
+    /// Relay port.
+    pub port: u16,
+    /// TLS mode (from the URL's scheme).
+    pub security: crate::notify::email::SmtpSecurity,
+    /// Login name (the URL's user part).
+    pub user: Option<String>,
+    /// Password (from the environment or a file; never logged).
+    pub password: Option<String>,
+    /// The From mailbox.
+    pub from: String,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+/// The administrator's webhook: URL and HMAC secret (hex).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdminWebhook {
+    /// The URL (the SSRF guard applies when it is called).
+    pub url: String,
+    /// The HMAC secret, hex (never logged).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for AdminWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminWebhook")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Parses an SMTP relay URL: `smtps://`, `smtp+starttls://` or `smtp://`, with an optional
+/// `USER@` and `:PORT`; a password in the URL is refused (it would end up in logs).
+pub fn parse_smtp_url(
+    url: &str,
+) -> Result<
+    (
+        String,
+        u16,
+        crate::notify::email::SmtpSecurity,
+        Option<String>,
+    ),
+    String,
+> {
+    use crate::notify::email::SmtpSecurity;
+    let url = url.trim();
+    let (security, port, rest) = if let Some(r) = url.strip_prefix("smtps://") {
+        (SmtpSecurity::Tls, 465, r)
+    } else if let Some(r) = url.strip_prefix("smtp+starttls://") {
+        (SmtpSecurity::StartTls, 587, r)
+    } else if let Some(r) = url.strip_prefix("smtp://") {
+        (SmtpSecurity::Plain, 25, r)
+    } else {
+        return Err("expected smtps://, smtp+starttls:// or smtp://HOST[:PORT]".into());
+    };
+    let rest = rest.trim_end_matches('/');
+    let (user, hostport) = match rest.rsplit_once('@') {
+        Some((u, h)) => {
+            if u.contains(':') {
+                return Err(
+                    "no password in the URL: use CERTWATCH_SMTP_PASSWORD or smtp_password_file"
+                        .into(),
+                );
+            }
+            (Some(u.to_owned()).filter(|u| !u.is_empty()), h)
+        }
+        None => (None, rest),
+    };
+    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+        let (h, p) = h.split_once(']').ok_or("unclosed [ in the host")?;
+        let port = match p.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("{p:?} is not a port"))?,
+            None if p.is_empty() => port,
+            None => return Err(format!("unexpected {p:?} after the host")),
+        };
+        (h.to_owned(), port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_owned(),
+                p.parse().map_err(|_| format!("{p:?} is not a port"))?,
+            ),
+            None => (hostport.to_owned(), port),
+        }
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err("no host".into());
+    }
+    Ok((host, port, security, user))
 }
 
 impl std::fmt::Debug for Config {
@@ -255,6 +417,19 @@ impl std::fmt::Debug for Config {
                 &self.checks_per_client_per_hour,
             )
             .field("checks_global_per_minute", &self.checks_global_per_minute)
+            .field("blind_after", &self.blind_after)
+            .field("remind_after", &self.remind_after)
+            .field("retry_base_delay", &self.retry_base_delay)
+            .field("retry_max_delay", &self.retry_max_delay)
+            .field("retry_max_attempts", &self.retry_max_attempts)
+            .field("outbox_interval", &self.outbox_interval)
+            .field("outbox_lease", &self.outbox_lease)
+            .field("outbox_batch", &self.outbox_batch)
+            .field("outbox_stale_after", &self.outbox_stale_after)
+            .field("smtp", &self.smtp)
+            .field("admin_email", &self.admin_email)
+            .field("admin_webhook", &self.admin_webhook)
+            .field("digest_hour", &self.digest_hour)
             .field("xmpp", &self.xmpp)
             .finish()
     }
@@ -287,6 +462,28 @@ struct Layer {
     setup_lines_min_vantages: Option<u32>,
     checks_per_client_per_hour: Option<u32>,
     checks_global_per_minute: Option<u32>,
+    blind_after: Option<DurationValue>,
+    remind_after: Option<DurationValue>,
+    retry_base_delay: Option<DurationValue>,
+    retry_max_delay: Option<DurationValue>,
+    retry_max_attempts: Option<u32>,
+    outbox_interval: Option<DurationValue>,
+    outbox_lease: Option<DurationValue>,
+    outbox_batch: Option<u32>,
+    outbox_stale_after: Option<DurationValue>,
+    smtp_url: Option<String>,
+    smtp_from: Option<String>,
+    smtp_password_file: Option<PathBuf>,
+    /// Environment only (`CERTWATCH_SMTP_PASSWORD`): never a file key or a flag.
+    #[serde(skip)]
+    smtp_password: Option<String>,
+    admin_email: Option<String>,
+    admin_webhook_url: Option<String>,
+    admin_webhook_secret_file: Option<PathBuf>,
+    /// Environment only (`CERTWATCH_ADMIN_WEBHOOK_SECRET`).
+    #[serde(skip)]
+    admin_webhook_secret: Option<String>,
+    digest_hour: Option<u32>,
     xmpp: Option<crate::component::XmppFile>,
 }
 
@@ -379,6 +576,54 @@ struct Flags {
     /// On-demand checks all clients together may start per minute.
     #[arg(long, value_name = "N")]
     checks_global_per_minute: Option<u32>,
+    /// No conclusive check of a watched domain for this long raises a blind alert (e.g. 6h).
+    #[arg(long, value_name = "DURATION")]
+    blind_after: Option<String>,
+    /// Quiet period before an open incident is reminded of (e.g. 24h).
+    #[arg(long, value_name = "DURATION")]
+    remind_after: Option<String>,
+    /// Delay after a delivery's first failure, doubled after each further one (e.g. 30s).
+    #[arg(long, value_name = "DURATION")]
+    retry_base_delay: Option<String>,
+    /// Longest delay between two attempts of a delivery (e.g. 1h).
+    #[arg(long, value_name = "DURATION")]
+    retry_max_delay: Option<String>,
+    /// Failed attempts after which a delivery is failed for good (admin view, admin notice).
+    #[arg(long, value_name = "N")]
+    retry_max_attempts: Option<u32>,
+    /// Pause between two passes of the outbox worker (e.g. 5s).
+    #[arg(long, value_name = "DURATION")]
+    outbox_interval: Option<String>,
+    /// Lease of a claimed delivery (e.g. 15m).
+    #[arg(long, value_name = "DURATION")]
+    outbox_lease: Option<String>,
+    /// Deliveries claimed per pass and channel.
+    #[arg(long, value_name = "N")]
+    outbox_batch: Option<u32>,
+    /// /healthz says degraded while a pending delivery is older than this (e.g. 1h).
+    #[arg(long, value_name = "DURATION")]
+    outbox_stale_after: Option<String>,
+    /// SMTP relay: smtps://[USER@]HOST[:PORT], smtp+starttls://..., or smtp://... (plain).
+    #[arg(long, value_name = "URL")]
+    smtp_url: Option<String>,
+    /// The From mailbox of the service's mails.
+    #[arg(long, value_name = "MAILBOX")]
+    smtp_from: Option<String>,
+    /// File holding the SMTP password (or set CERTWATCH_SMTP_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    smtp_password_file: Option<PathBuf>,
+    /// The administrator's mailbox for admin notices (hostile exits, failed deliveries).
+    #[arg(long, value_name = "ADDRESS")]
+    admin_email: Option<String>,
+    /// The administrator's webhook URL for admin notices.
+    #[arg(long, value_name = "URL")]
+    admin_webhook_url: Option<String>,
+    /// File holding the admin webhook's HMAC secret, hex (or CERTWATCH_ADMIN_WEBHOOK_SECRET).
+    #[arg(long, value_name = "FILE")]
+    admin_webhook_secret_file: Option<PathBuf>,
+    /// Hour of the day (UTC, 0-23) at which daily digests are sent.
+    #[arg(long, value_name = "H")]
+    digest_hour: Option<u32>,
 }
 
 impl Flags {
@@ -410,6 +655,24 @@ impl Flags {
                 setup_lines_min_vantages: self.setup_lines_min_vantages,
                 checks_per_client_per_hour: self.checks_per_client_per_hour,
                 checks_global_per_minute: self.checks_global_per_minute,
+                blind_after: self.blind_after.map(DurationValue::Text),
+                remind_after: self.remind_after.map(DurationValue::Text),
+                retry_base_delay: self.retry_base_delay.map(DurationValue::Text),
+                retry_max_delay: self.retry_max_delay.map(DurationValue::Text),
+                retry_max_attempts: self.retry_max_attempts,
+                outbox_interval: self.outbox_interval.map(DurationValue::Text),
+                outbox_lease: self.outbox_lease.map(DurationValue::Text),
+                outbox_batch: self.outbox_batch,
+                outbox_stale_after: self.outbox_stale_after.map(DurationValue::Text),
+                smtp_url: self.smtp_url,
+                smtp_from: self.smtp_from,
+                smtp_password_file: self.smtp_password_file,
+                smtp_password: None,
+                admin_email: self.admin_email,
+                admin_webhook_url: self.admin_webhook_url,
+                admin_webhook_secret_file: self.admin_webhook_secret_file,
+                admin_webhook_secret: None,
+                digest_hour: self.digest_hour,
                 xmpp: None,
             },
         )
@@ -495,12 +758,35 @@ fn env_layer(env: &HashMap<String, String>) -> Result<Layer, ConfigError> {
         setup_lines_min_vantages: num("SETUP_LINES_MIN_VANTAGES")?,
         checks_per_client_per_hour: num("CHECKS_PER_CLIENT_PER_HOUR")?,
         checks_global_per_minute: num("CHECKS_GLOBAL_PER_MINUTE")?,
+        blind_after: get("BLIND_AFTER").map(DurationValue::Text),
+        remind_after: get("REMIND_AFTER").map(DurationValue::Text),
+        retry_base_delay: get("RETRY_BASE_DELAY").map(DurationValue::Text),
+        retry_max_delay: get("RETRY_MAX_DELAY").map(DurationValue::Text),
+        retry_max_attempts: num("RETRY_MAX_ATTEMPTS")?,
+        outbox_interval: get("OUTBOX_INTERVAL").map(DurationValue::Text),
+        outbox_lease: get("OUTBOX_LEASE").map(DurationValue::Text),
+        outbox_batch: num("OUTBOX_BATCH")?,
+        outbox_stale_after: get("OUTBOX_STALE_AFTER").map(DurationValue::Text),
+        smtp_url: get("SMTP_URL"),
+        smtp_from: get("SMTP_FROM"),
+        smtp_password_file: get("SMTP_PASSWORD_FILE").map(PathBuf::from),
+        smtp_password: get("SMTP_PASSWORD"),
+        admin_email: get("ADMIN_EMAIL"),
+        admin_webhook_url: get("ADMIN_WEBHOOK_URL"),
+        admin_webhook_secret_file: get("ADMIN_WEBHOOK_SECRET_FILE").map(PathBuf::from),
+        admin_webhook_secret: get("ADMIN_WEBHOOK_SECRET"),
+        digest_hour: num("DIGEST_HOUR")?,
         xmpp: crate::component::XmppFile::from_env(env).map_err(|reason| ConfigError::Invalid {
             key: "xmpp",
             source_name: "CERTWATCH_XMPP_*".into(),
             reason,
         })?,
     })
+}
+
+/// Whole seconds of `d` as `i64` (saturating).
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Parses `90`, `90s`, `15m`, `2h`, `1d`.
@@ -648,11 +934,19 @@ impl Config {
             &|l| l.interval.clone(),
             Duration::from_secs(15 * 60),
         )?;
-        if interval < Duration::from_secs(60) {
+        // Test set-ups (private targets, a private Tor network) may check every few seconds;
+        // against the public network the floor is one minute.
+        let private = pick(layers, |l| l.allow_private_targets).is_some_and(|p| p.value);
+        let floor = if private { 5 } else { 60 };
+        if interval < Duration::from_secs(floor) {
             return Err(invalid(
                 "interval",
                 Source::Default,
-                "must be at least 60 s (be kind to the Tor network)".into(),
+                if private {
+                    "must be at least 5 s".into()
+                } else {
+                    "must be at least 60 s (be kind to the Tor network; shorter only with allow_private_targets, for tests)".into()
+                },
             ));
         }
         let jitter = duration("jitter", &|l| l.jitter.clone(), Duration::from_secs(90))?;
@@ -788,6 +1082,188 @@ impl Config {
             },
             |p| p.value,
         );
+        let at_least = |key: &'static str, d: Duration, min: Duration| {
+            if d < min {
+                Err(invalid(
+                    key,
+                    Source::Default,
+                    format!("must be at least {} s", min.as_secs()),
+                ))
+            } else {
+                Ok(d)
+            }
+        };
+        let one = Duration::from_secs(1);
+        let blind_after = at_least(
+            "blind_after",
+            duration(
+                "blind_after",
+                &|l| l.blind_after.clone(),
+                Duration::from_secs(6 * 3600),
+            )?,
+            one,
+        )?;
+        let remind_after = at_least(
+            "remind_after",
+            duration(
+                "remind_after",
+                &|l| l.remind_after.clone(),
+                Duration::from_secs(24 * 3600),
+            )?,
+            one,
+        )?;
+        let retry_base_delay = at_least(
+            "retry_base_delay",
+            duration(
+                "retry_base_delay",
+                &|l| l.retry_base_delay.clone(),
+                Duration::from_secs(30),
+            )?,
+            one,
+        )?;
+        let retry_max_delay = duration(
+            "retry_max_delay",
+            &|l| l.retry_max_delay.clone(),
+            Duration::from_secs(3600),
+        )?;
+        if retry_max_delay < retry_base_delay {
+            return Err(invalid(
+                "retry_max_delay",
+                Source::Default,
+                "must be at least retry_base_delay".into(),
+            ));
+        }
+        let retry_max_attempts = num("retry_max_attempts", &|l| l.retry_max_attempts, 10, 1, 100)?;
+        let outbox_interval = at_least(
+            "outbox_interval",
+            duration(
+                "outbox_interval",
+                &|l| l.outbox_interval.clone(),
+                Duration::from_secs(5),
+            )?,
+            one,
+        )?;
+        let outbox_lease = at_least(
+            "outbox_lease",
+            duration(
+                "outbox_lease",
+                &|l| l.outbox_lease.clone(),
+                Duration::from_secs(900),
+            )?,
+            one,
+        )?;
+        let outbox_batch = num("outbox_batch", &|l| l.outbox_batch, 5, 1, 1000)?;
+        let outbox_stale_after = at_least(
+            "outbox_stale_after",
+            duration(
+                "outbox_stale_after",
+                &|l| l.outbox_stale_after.clone(),
+                Duration::from_secs(3600),
+            )?,
+            one,
+        )?;
+        let digest_hour = num("digest_hour", &|l| l.digest_hour, 7, 0, 23)?;
+        let read_secret = |key: &'static str, p: Pick<PathBuf>| {
+            std::fs::read_to_string(&p.value)
+                .map(|t| t.trim().to_owned())
+                .map_err(|e| {
+                    invalid(
+                        key,
+                        p.source,
+                        format!("{}: cannot read: {e}", p.value.display()),
+                    )
+                })
+        };
+        let smtp = match pick(layers, |l| l.smtp_url.clone()) {
+            None => None,
+            Some(u) => {
+                let (host, port, security, user) =
+                    parse_smtp_url(&u.value).map_err(|r| invalid("smtp_url", u.source, r))?;
+                let from = match pick(layers, |l| l.smtp_from.clone()) {
+                    None => {
+                        return Err(invalid(
+                            "smtp_from",
+                            Source::Default,
+                            "is required with smtp_url".into(),
+                        ));
+                    }
+                    Some(f) => {
+                        f.value
+                            .parse::<lettre::message::Mailbox>()
+                            .map_err(|e| invalid("smtp_from", f.source, e.to_string()))?;
+                        f.value
+                    }
+                };
+                let password = match pick(layers, |l| l.smtp_password.clone()) {
+                    Some(p) => Some(p.value),
+                    None => match pick(layers, |l| l.smtp_password_file.clone()) {
+                        Some(f) => Some(read_secret("smtp_password_file", f)?),
+                        None => None,
+                    },
+                };
+                Some(SmtpConfig {
+                    host,
+                    port,
+                    security,
+                    user,
+                    password,
+                    from,
+                })
+            }
+        };
+        let admin_email = match pick(layers, |l| l.admin_email.clone()) {
+            None => None,
+            Some(a) => {
+                a.value
+                    .parse::<lettre::message::Mailbox>()
+                    .map_err(|e| invalid("admin_email", a.source, e.to_string()))?;
+                if smtp.is_none() {
+                    return Err(invalid(
+                        "admin_email",
+                        a.source,
+                        "needs an SMTP relay (smtp_url)".into(),
+                    ));
+                }
+                Some(a.value)
+            }
+        };
+        let admin_webhook = match pick(layers, |l| l.admin_webhook_url.clone()) {
+            None => None,
+            Some(u) => {
+                let url = u.value.trim().to_owned();
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(invalid(
+                        "admin_webhook_url",
+                        u.source,
+                        "expected an http:// or https:// URL".into(),
+                    ));
+                }
+                let secret = match pick(layers, |l| l.admin_webhook_secret.clone()) {
+                    Some(p) => p.value,
+                    None => match pick(layers, |l| l.admin_webhook_secret_file.clone()) {
+                        Some(f) => read_secret("admin_webhook_secret_file", f)?,
+                        None => {
+                            return Err(invalid(
+                                "admin_webhook_secret_file",
+                                Source::Default,
+                                "admin_webhook_url needs a secret (CERTWATCH_ADMIN_WEBHOOK_SECRET \
+                                 or admin_webhook_secret_file)"
+                                    .into(),
+                            ));
+                        }
+                    },
+                };
+                let secret = secret.trim().to_ascii_lowercase();
+                if secret.len() < 32 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(invalid(
+                        "admin_webhook_secret_file",
+                        Source::Default,
+                        "the admin webhook secret must be at least 32 hex digits (128 bits)".into(),
+                    ));
+                }
+                Some(AdminWebhook { url, secret })
+            }
+        };
         let xmpp_layers: Vec<_> = layers.iter().filter_map(|(_, l)| l.xmpp.as_ref()).collect();
         let xmpp = crate::component::XmppConfig::resolve(&xmpp_layers, &public_url)
             .map_err(|r| invalid("xmpp", Source::Default, r))?;
@@ -814,6 +1290,19 @@ impl Config {
             setup_lines_min_vantages,
             checks_per_client_per_hour,
             checks_global_per_minute,
+            blind_after,
+            remind_after,
+            retry_base_delay,
+            retry_max_delay,
+            retry_max_attempts,
+            outbox_interval,
+            outbox_lease,
+            outbox_batch,
+            outbox_stale_after,
+            smtp,
+            admin_email,
+            admin_webhook,
+            digest_hour,
             xmpp,
         })
     }
@@ -846,8 +1335,55 @@ impl Config {
             setup_lines_min_vantages: 3,
             checks_per_client_per_hour: 10,
             checks_global_per_minute: 60,
+            blind_after: Duration::from_secs(6 * 3600),
+            remind_after: Duration::from_secs(24 * 3600),
+            retry_base_delay: Duration::from_secs(30),
+            retry_max_delay: Duration::from_secs(3600),
+            retry_max_attempts: 10,
+            outbox_interval: Duration::from_secs(5),
+            outbox_lease: Duration::from_secs(900),
+            outbox_batch: 5,
+            outbox_stale_after: Duration::from_secs(3600),
+            smtp: None,
+            admin_email: None,
+            admin_webhook: None,
+            digest_hour: 7,
             xmpp: None,
         })
+    }
+
+    /// The incident policy (`blind_after`, `remind_after`) for [`crate::store::Store::with_alert_policy`].
+    pub fn alert_policy(&self) -> crate::notify::incident::Policy {
+        crate::notify::incident::Policy {
+            blind_after: secs(self.blind_after),
+            remind_after: secs(self.remind_after),
+        }
+    }
+
+    /// The outbox's retry policy.
+    pub fn retry_policy(&self) -> crate::store::RetryPolicy {
+        crate::store::RetryPolicy {
+            base_delay: secs(self.retry_base_delay),
+            max_delay: secs(self.retry_max_delay),
+            max_attempts: self.retry_max_attempts,
+        }
+    }
+
+    /// The email sender's options, when an SMTP relay is configured (30 s per message).
+    pub fn email_options(&self) -> Option<crate::notify::email::EmailOptions> {
+        self.smtp
+            .as_ref()
+            .map(|s| crate::notify::email::EmailOptions {
+                host: s.host.clone(),
+                port: s.port,
+                security: s.security,
+                credentials: s
+                    .user
+                    .clone()
+                    .map(|u| (u, s.password.clone().unwrap_or_default())),
+                from: s.from.clone(),
+                timeout: Duration::from_secs(30),
+            })
     }
 
     /// Whether the peer `ip` is a trusted proxy (its `X-Forwarded-For` is believed).

@@ -307,6 +307,60 @@ impl Metrics {
     }
 }
 
+/// The heartbeat as Prometheus text (appended to [`Metrics::render_prometheus`] by
+/// `/metrics`): ages since the last conclusive probe (of any domain, and of the watched
+/// domain unseen longest), whether the service is blind (`blind_after` seconds), and the
+/// outbox backlog.
+pub fn render_heartbeat(hb: &crate::store::Heartbeat, now: i64, blind_after: i64) -> String {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: i64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    };
+    if let Some(t) = hb.last_conclusive_at {
+        gauge(
+            "certwatch_seconds_since_last_conclusive_probe",
+            "Seconds since the newest conclusive check of any domain (from the database).",
+            now.saturating_sub(t).max(0),
+        );
+    }
+    gauge(
+        "certwatch_watched_domains",
+        "Domains watched now.",
+        i64::try_from(hb.watched).unwrap_or(i64::MAX),
+    );
+    gauge(
+        "certwatch_oldest_watched_conclusive_age_seconds",
+        "Among watched domains, the longest time since a domain's last conclusive check (or its addition); 0 without watched domains.",
+        hb.stalest_watched_at
+            .map_or(0, |t| now.saturating_sub(t).max(0)),
+    );
+    gauge(
+        "certwatch_blind",
+        "1 while domains are watched but none had a conclusive check within blind_after.",
+        i64::from(hb.blind(now, blind_after)),
+    );
+    gauge(
+        "certwatch_outbox_pending",
+        "Deliveries waiting in the outbox (due or backing off).",
+        i64::try_from(hb.pending).unwrap_or(i64::MAX),
+    );
+    gauge(
+        "certwatch_outbox_oldest_pending_age_seconds",
+        "Age of the oldest pending delivery; 0 when none is pending.",
+        hb.oldest_pending_at
+            .map_or(0, |t| now.saturating_sub(t).max(0)),
+    );
+    gauge(
+        "certwatch_outbox_failed",
+        "Deliveries that failed for good (admin view), within the retention.",
+        i64::try_from(hb.failed).unwrap_or(i64::MAX),
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

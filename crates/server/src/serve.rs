@@ -11,6 +11,9 @@ use crate::app::AppState;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::notify::email::{EmailError, EmailSender};
+use crate::notify::webhook::{WebhookClient, WebhookError, WebhookOptions};
+use crate::notify::worker::{self, WorkerConfig};
 use crate::random::{Random, SystemRandom};
 use crate::runner::{FacadeRunner, RunnerError};
 use crate::scheduler::{CheckRunner, Scheduler, SchedulerConfig};
@@ -34,6 +37,12 @@ pub enum ServeError {
         /// Why.
         reason: String,
     },
+    /// The webhook client could not be set up.
+    #[error("the webhook client: {0}")]
+    Webhook(#[from] WebhookError),
+    /// The SMTP relay settings are unusable.
+    #[error("the email sender: {0}")]
+    Email(#[from] EmailError),
     /// The HTTP server failed.
     #[error("the web server failed: {0}")]
     Http(String),
@@ -49,7 +58,9 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new());
     let store = Store::open(&config.database).await?;
-    let runner = FacadeRunner::start(&config, metrics.clone())?;
+    // Every conclusive check carries a bundle signed with the service's key.
+    let runner = FacadeRunner::start(&config, metrics.clone())?
+        .with_evidence_key(store.evidence_signing_key().await?);
     run_with(
         config,
         store,
@@ -73,15 +84,32 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     metrics.set_store_ok(true);
+    let store = store.with_alert_policy(config.alert_policy());
+    store
+        .set_admin_contacts(&crate::store::AdminContacts::from_config(&config))
+        .await?;
+    let webhooks = WebhookClient::new(WebhookOptions {
+        allow_private: config.allow_private_targets,
+        ..WebhookOptions::default()
+    })?;
+    let email = config
+        .email_options()
+        .map(|o| EmailSender::new(&o))
+        .transpose()?;
     let config = Arc::new(config);
     let wake = Arc::new(Notify::new());
-    let state = AppState::new(
+    // The site's subscribe forms and API use the same clients as the worker.
+    let mut state = AppState::new(
         store.clone(),
         config.clone(),
         metrics.clone(),
         clock.clone(),
         wake.clone(),
-    );
+    )
+    .with_webhooks(webhooks.clone());
+    if let Some(sender) = &email {
+        state = state.with_email(sender.clone());
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| ServeError::Listen {
@@ -89,6 +117,23 @@ pub async fn run_with(
             reason: e.to_string(),
         })?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // The outbox worker: sends the deliveries the checks record (webhooks, and email when a
+    // relay is configured) until the stop signal; an interrupted pass is safe (leases).
+    let outbox = tokio::spawn(worker::run(
+        store.clone(),
+        webhooks,
+        email,
+        clock.clone(),
+        WorkerConfig::from_config(&config),
+        stop_rx.clone(),
+    ));
+    // The blindness sweep: `blind` even when no check finishes at all.
+    let sweeps = tokio::spawn(worker::run_sweeps(
+        store.clone(),
+        clock.clone(),
+        worker::SWEEP_INTERVAL,
+        stop_rx.clone(),
+    ));
     // XMPP notifications (issue 10): the component link and its outbox loop, if configured.
     let xmpp = config.xmpp.clone().map(|x| {
         let (s, m, c, i) = (
@@ -141,6 +186,8 @@ pub async fn run_with(
     let result = server.await.map_err(|e| ServeError::Http(e.to_string()));
     signal.abort();
     let _ = sched.await;
+    let _ = outbox.await;
+    let _ = sweeps.await;
     if let Some(x) = xmpp {
         let _ = tokio::join!(x.link_task, x.outbox_task);
     }

@@ -252,3 +252,171 @@ fn environment_lists_and_booleans() {
         "{e}"
     );
 }
+
+#[test]
+fn alert_outbox_and_mail_settings_follow_the_precedence() {
+    let c = Config::load(["certwatch-server"], &HashMap::new()).unwrap();
+    assert_eq!(c.blind_after, Duration::from_secs(6 * 3600));
+    assert_eq!(c.remind_after, Duration::from_secs(24 * 3600));
+    assert_eq!(
+        (c.alert_policy().blind_after, c.alert_policy().remind_after),
+        (21_600, 86_400)
+    );
+    let r = c.retry_policy();
+    assert_eq!((r.base_delay, r.max_delay, r.max_attempts), (30, 3600, 10));
+    assert_eq!(c.outbox_interval, Duration::from_secs(5));
+    assert_eq!(c.outbox_lease, Duration::from_secs(900));
+    assert_eq!(c.outbox_batch, 5);
+    assert_eq!(c.outbox_stale_after, Duration::from_secs(3600));
+    assert!(c.smtp.is_none() && c.admin_email.is_none() && c.admin_webhook.is_none());
+    assert!(c.email_options().is_none());
+    assert_eq!(c.digest_hour, 7);
+
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("smtp-password");
+    std::fs::write(&pw, "file-password\n").unwrap();
+    let secret = dir.path().join("admin-secret");
+    std::fs::write(&secret, format!("{}\n", "ab".repeat(16))).unwrap();
+    let f = file(&format!(
+        r#"
+blind_after = "2h"
+remind_after = 7200
+retry_base_delay = "10s"
+retry_max_attempts = 4
+outbox_batch = 9
+smtp_url = "smtp+starttls://alerts@mail.example:2587"
+smtp_from = "certwatch <alerts@example.org>"
+smtp_password_file = "{}"
+admin_email = "root@example.org"
+admin_webhook_url = "https://hooks.example/admin"
+admin_webhook_secret_file = "{}"
+digest_hour = 5
+"#,
+        pw.display(),
+        secret.display()
+    ));
+    let e = env(&[
+        ("CERTWATCH_BLIND_AFTER", "3h"),
+        ("CERTWATCH_RETRY_MAX_DELAY", "20m"),
+        ("CERTWATCH_OUTBOX_INTERVAL", "2s"),
+        ("CERTWATCH_DIGEST_HOUR", "6"),
+    ]);
+    let c = Config::load(
+        [
+            "certwatch-server",
+            "--config",
+            f.path().to_str().unwrap(),
+            "--blind-after",
+            "4h",
+            "--outbox-lease",
+            "5m",
+            "--outbox-stale-after",
+            "30m",
+            "--retry-max-attempts",
+            "6",
+        ],
+        &e,
+    )
+    .unwrap();
+    assert_eq!(c.blind_after, Duration::from_secs(4 * 3600), "flag");
+    assert_eq!(c.remind_after, Duration::from_secs(7200), "file");
+    let r = c.retry_policy();
+    assert_eq!((r.base_delay, r.max_delay, r.max_attempts), (10, 1200, 6));
+    assert_eq!(c.outbox_interval, Duration::from_secs(2), "env");
+    assert_eq!(c.outbox_lease, Duration::from_secs(300));
+    assert_eq!(c.outbox_batch, 9);
+    assert_eq!(c.outbox_stale_after, Duration::from_secs(1800));
+    assert_eq!(c.digest_hour, 6, "env beats file");
+    let smtp = c.smtp.as_ref().unwrap();
+    assert_eq!((smtp.host.as_str(), smtp.port), ("mail.example", 2587));
+    assert_eq!(
+        smtp.security,
+        certwatch_server::notify::email::SmtpSecurity::StartTls
+    );
+    assert_eq!(smtp.user.as_deref(), Some("alerts"));
+    assert_eq!(smtp.password.as_deref(), Some("file-password"));
+    let opts = c.email_options().unwrap();
+    assert_eq!(
+        opts.credentials,
+        Some(("alerts".to_owned(), "file-password".to_owned()))
+    );
+    assert_eq!(c.admin_email.as_deref(), Some("root@example.org"));
+    let hook = c.admin_webhook.as_ref().unwrap();
+    assert_eq!(hook.url, "https://hooks.example/admin");
+    assert_eq!(hook.secret, "ab".repeat(16));
+    // Secrets never appear in Debug.
+    let dbg = format!("{c:?}");
+    assert!(
+        !dbg.contains("file-password") && !dbg.contains(&"ab".repeat(16)),
+        "{dbg}"
+    );
+
+    // The environment's password and secret beat the files.
+    let e = env(&[
+        ("CERTWATCH_SMTP_PASSWORD", "env-password"),
+        ("CERTWATCH_ADMIN_WEBHOOK_SECRET", &"cd".repeat(16)),
+    ]);
+    let c = Config::load(
+        ["certwatch-server", "--config", f.path().to_str().unwrap()],
+        &e,
+    )
+    .unwrap();
+    assert_eq!(
+        c.smtp.as_ref().unwrap().password.as_deref(),
+        Some("env-password")
+    );
+    assert_eq!(c.admin_webhook.unwrap().secret, "cd".repeat(16));
+
+    // TLS modes and default ports; bad values.
+    let smtp = |url: &str| {
+        Config::load(
+            [
+                "certwatch-server",
+                "--smtp-url",
+                url,
+                "--smtp-from",
+                "a@example.org",
+            ],
+            &HashMap::new(),
+        )
+    };
+    let s = smtp("smtps://mail.example").unwrap().smtp.unwrap();
+    assert_eq!(
+        (s.port, s.security, s.user),
+        (
+            465,
+            certwatch_server::notify::email::SmtpSecurity::Tls,
+            None
+        )
+    );
+    let s = smtp("smtp://127.0.0.1:2525").unwrap().smtp.unwrap();
+    assert_eq!(
+        (s.host.as_str(), s.port, s.security),
+        (
+            "127.0.0.1",
+            2525,
+            certwatch_server::notify::email::SmtpSecurity::Plain
+        )
+    );
+    let err = smtp("smtps://u:hunter2@mail.example")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--smtp-url") && err.contains("no password"),
+        "{err}"
+    );
+    assert!(smtp("http://mail.example").is_err());
+    let err = |args: &[&str]| {
+        let mut a = vec!["certwatch-server"];
+        a.extend_from_slice(args);
+        Config::load(a, &HashMap::new()).unwrap_err().to_string()
+    };
+    assert!(err(&["--smtp-url", "smtp://m.example"]).contains("smtp_from"));
+    assert!(err(&["--admin-email", "root@example.org"]).contains("smtp_url"));
+    assert!(err(&["--admin-webhook-url", "https://h.example/"]).contains("secret"));
+    assert!(err(&["--blind-after", "0"]).contains("at least"));
+    assert!(err(&["--digest-hour", "24"]).contains("out of range"));
+    assert!(err(&["--retry-max-delay", "1s"]).contains("retry_base_delay"));
+    let f = file("smtp_password = \"x\"\n");
+    assert!(err(&["--config", f.path().to_str().unwrap()]).contains("smtp_password"));
+}

@@ -35,8 +35,10 @@ impl StoreAdapter {
     }
 }
 
-/// The notice of a delivery's (or a node's last) alert.
+/// The notice of a delivery's (or a node's last) alert: the domain page, and the evidence
+/// bundle's URL (as in webhooks and mails) when the alert has one.
 pub fn notice_of(alert: &AlertRecord, delivery_id: &str, public_url: &str) -> Notice {
+    let base = public_url.trim_end_matches('/');
     Notice {
         delivery_id: delivery_id.to_owned(),
         alert_id: alert.id,
@@ -45,11 +47,10 @@ pub fn notice_of(alert: &AlertRecord, delivery_id: &str, public_url: &str) -> No
         kind: alert.kind.clone(),
         detail: alert.detail.clone(),
         at: alert.at,
-        link: format!(
-            "{}/domains/{}",
-            public_url.trim_end_matches('/'),
-            alert.domain
-        ),
+        link: format!("{base}/domains/{}", alert.domain),
+        evidence: alert
+            .evidence_id
+            .map(|id| format!("{base}/domains/{}/evidence/{id}.json", alert.domain)),
     }
 }
 

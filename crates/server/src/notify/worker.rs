@@ -45,6 +45,21 @@ impl Default for WorkerConfig {
     }
 }
 
+impl WorkerConfig {
+    /// The worker's settings from the service's configuration (`instance_id`, `public_url`,
+    /// `outbox_interval`, `outbox_lease`, `outbox_batch`, the retry policy).
+    pub fn from_config(config: &crate::config::Config) -> WorkerConfig {
+        WorkerConfig {
+            instance: config.instance_id.clone(),
+            interval: config.outbox_interval,
+            lease: i64::try_from(config.outbox_lease.as_secs()).unwrap_or(i64::MAX),
+            batch: config.outbox_batch,
+            retry: config.retry_policy(),
+            public_url: config.public_url.clone(),
+        }
+    }
+}
+
 /// Runs passes until `stop` turns `true` (a pass in progress finishes first; an
 /// interrupted one is safe: its leases expire and the same ids are sent again).
 pub async fn run(
@@ -106,6 +121,35 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(config.interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// How often [`run_sweeps`] looks for blind domains.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The periodic sweeps until `stop` turns `true`: every `every` (normally
+/// [`SWEEP_INTERVAL`]), [`Store::sweep_blind`] at the injected clock's time, so that a
+/// watched domain without a conclusive check for `blind_after` raises `blind` even when no
+/// check finishes (a stuck scheduler, probes that hang).
+pub async fn run_sweeps(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match store.sweep_blind(now(clock.as_ref())).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "blindness sweep raised alerts"),
+            Err(e) => tracing::warn!(error = %e, "blindness sweep failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

@@ -40,6 +40,7 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_alert_detail.sql"),
     ),
+    (8, include_str!("../../migrations/sqlite/0008_evidence.sql")),
     (10, include_str!("../../migrations/sqlite/0010_xmpp.sql")),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
@@ -64,6 +65,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         7,
         include_str!("../../migrations/postgres/0007_alert_detail.sql"),
+    ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_evidence.sql"),
     ),
     (10, include_str!("../../migrations/postgres/0010_xmpp.sql")),
 ];
@@ -138,7 +143,7 @@ fn count(tx: &mut dyn Tx, sql: &str, params: &[Val]) -> Result<u64, StoreError> 
 }
 
 /// The SQL condition "domain d is watched at $now" (parameter index given).
-fn watched_sql(now_param: &str) -> String {
+pub(super) fn watched_sql(now_param: &str) -> String {
     format!(
         "(EXISTS (SELECT 1 FROM subscriptions s WHERE s.domain = d.domain \
            AND s.confirmed_at IS NOT NULL AND s.blocked = 0) \
@@ -364,6 +369,7 @@ pub(crate) fn count_domains(tx: &mut dyn Tx) -> Result<u64, StoreError> {
 
 pub(crate) fn remove_domain(tx: &mut dyn Tx, domain: &str) -> Result<bool, StoreError> {
     super::outbox::remove_domain(tx, domain)?;
+    super::evidence::remove_domain(tx, domain)?;
     // Explicit deletes: foreign-key cascades are off by default in some SQLite builds.
     for table in [
         "keys_seen",
@@ -553,12 +559,14 @@ pub(crate) struct Alerting<'a> {
     pub(crate) random: &'a dyn crate::random::Random,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn finish(
     tx: &mut dyn Tx,
     job: &Job,
     instance: &str,
     now: i64,
     outcome: Result<Report, String>,
+    evidence: Option<String>,
     spacing: Spacing,
     alerting: &Alerting<'_>,
 ) -> Result<Finished, StoreError> {
@@ -635,16 +643,30 @@ pub(crate) fn finish(
             }
         }
     }
+    // The check's signed evidence bundle, in this transaction (a failed check has none).
+    let evidence_id = match (&outcome, evidence) {
+        (Ok(_), Some(body)) => Some(super::evidence::insert(
+            tx,
+            &job.domain,
+            check_id,
+            now,
+            &body,
+        )?),
+        _ => None,
+    };
     // Alerts and their deliveries, in this transaction (before last_conclusive_at moves).
     super::outbox::record_alerts(
         tx,
         &job.domain,
-        check_id,
+        Some(check_id),
         now,
         outcome.as_ref().ok(),
         alerting.policy,
         alerting.random,
     )?;
+    if let Some(id) = evidence_id {
+        super::outbox::link_evidence(tx, check_id, id)?;
+    }
     // The next due time: the slot after this check's start, moved past `now` by whole
     // intervals (each one skipped: it fell due while this check ran).
     let interval = spacing.interval.max(1);
@@ -713,6 +735,7 @@ pub(crate) fn finish(
         "DELETE FROM tickets WHERE state IN ('done', 'failed') AND finished_at < $1",
         &[now.saturating_sub(TICKET_RETENTION_SECS).into()],
     )?;
+    super::evidence::expire(tx, &job.domain, now)?;
     Ok(Finished {
         check_id,
         next_due_at,

@@ -47,6 +47,145 @@ impl RetryPolicy {
     }
 }
 
+/// The pseudo-subscription id of the administrator's mailbox in `deliveries` (admin
+/// notices; real subscription ids are positive).
+pub const ADMIN_EMAIL_SUBSCRIPTION: i64 = -1;
+/// The pseudo-subscription id of the administrator's webhook in `deliveries`.
+pub const ADMIN_WEBHOOK_SUBSCRIPTION: i64 = -2;
+
+/// The administrator's contacts for admin notices (hostile exits, deliveries that failed
+/// for good). Kept in the `settings` table (so every instance sends them the same way),
+/// written from the configuration at start ([`super::Store::set_admin_contacts`]).
+#[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdminContacts {
+    /// The administrator's mailbox.
+    pub email: Option<String>,
+    /// The administrator's webhook URL.
+    pub webhook_url: Option<String>,
+    /// Its HMAC secret (hex). Never logged.
+    pub webhook_secret: Option<String>,
+}
+
+impl AdminContacts {
+    /// The contacts from the configuration (`admin_email`, `admin_webhook_url` and its
+    /// secret).
+    pub fn from_config(config: &crate::config::Config) -> AdminContacts {
+        AdminContacts {
+            email: config.admin_email.clone(),
+            webhook_url: config.admin_webhook.as_ref().map(|w| w.url.clone()),
+            webhook_secret: config.admin_webhook.as_ref().map(|w| w.secret.clone()),
+        }
+    }
+}
+
+impl std::fmt::Debug for AdminContacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminContacts")
+            .field("email", &self.email)
+            .field("webhook_url", &self.webhook_url)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+const ADMIN_KEYS: [&str; 3] = ["admin_email", "admin_webhook_url", "admin_webhook_secret"];
+
+/// Replaces the admin contacts in `settings` (a `None` removes the key).
+pub(crate) fn set_admin_contacts(tx: &mut dyn Tx, c: &AdminContacts) -> Result<(), StoreError> {
+    let values = [&c.email, &c.webhook_url, &c.webhook_secret];
+    for (key, value) in ADMIN_KEYS.into_iter().zip(values) {
+        tx.exec("DELETE FROM settings WHERE key = $1", &[key.into()])?;
+        if let Some(v) = value {
+            tx.exec(
+                "INSERT INTO settings (key, value) VALUES ($1, $2)",
+                &[key.into(), v.as_str().into()],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn setting(tx: &mut dyn Tx, key: &str) -> Result<Option<String>, StoreError> {
+    let rows = tx.query("SELECT value FROM settings WHERE key = $1", &[key.into()])?;
+    Ok(rows.first().and_then(|r| r.text(0)))
+}
+
+/// The admin contacts as stored.
+pub(crate) fn admin_contacts(tx: &mut dyn Tx) -> Result<AdminContacts, StoreError> {
+    Ok(AdminContacts {
+        email: setting(tx, ADMIN_KEYS[0])?,
+        webhook_url: setting(tx, ADMIN_KEYS[1])?,
+        webhook_secret: setting(tx, ADMIN_KEYS[2])?,
+    })
+}
+
+/// One pending delivery of alert `alert_id` to (subscription, channel, address), with a
+/// fresh stable id.
+fn insert_delivery(
+    tx: &mut dyn Tx,
+    random: &dyn Random,
+    alert_id: i64,
+    subscription_id: i64,
+    channel: &str,
+    address: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.exec(
+        "INSERT INTO deliveries (id, alert_id, subscription_id, channel, address, state, \
+           attempts, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+        &[
+            token(random).into(),
+            alert_id.into(),
+            subscription_id.into(),
+            channel.into(),
+            address.into(),
+            now.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// One delivery of admin alert `alert_id` per configured admin contact; the number made.
+fn admin_deliveries(
+    tx: &mut dyn Tx,
+    random: &dyn Random,
+    alert_id: i64,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let c = admin_contacts(tx)?;
+    let mut n = 0;
+    if let Some(email) = &c.email {
+        insert_delivery(
+            tx,
+            random,
+            alert_id,
+            ADMIN_EMAIL_SUBSCRIPTION,
+            "email",
+            email,
+            now,
+        )?;
+        n += 1;
+    }
+    if let Some(url) = &c.webhook_url {
+        insert_delivery(
+            tx,
+            random,
+            alert_id,
+            ADMIN_WEBHOOK_SUBSCRIPTION,
+            "webhook",
+            url,
+            now,
+        )?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// An alert as stored (and as carried by its deliveries).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -72,6 +211,9 @@ pub struct AlertRecord {
     /// What it is about, in words: for `hostile-exit`, the report's warnings (naming the
     /// exits and keys); for `mismatch`, `bogus` and `downgrade`, the endpoints concerned.
     pub detail: Option<String>,
+    /// The signed evidence bundle of its check (`/domains/{domain}/evidence/{id}.json`),
+    /// when the check made one (a conclusive check; a `blind` alert has none).
+    pub evidence_id: Option<i64>,
 }
 
 /// One delivery of an alert to one subscription.
@@ -179,11 +321,12 @@ fn audience_str(a: Audience) -> &'static str {
 
 /// Steps the domain's incident state with the finished check and records the alerts and
 /// their deliveries. Runs in the check's transaction, before `domains.last_conclusive_at` is
-/// moved. Returns the number of deliveries created.
+/// moved; or, with no check (`check_id` and `report` `None`), from the blindness sweep, as
+/// an inconclusive observation at `now`. Returns the number of deliveries created.
 pub(crate) fn record_alerts(
     tx: &mut dyn Tx,
     domain: &str,
-    check_id: i64,
+    check_id: Option<i64>,
     now: i64,
     report: Option<&certwatch::Report>,
     policy: &Policy,
@@ -276,6 +419,9 @@ pub(crate) fn record_alerts(
             .and_then(|r| r.int(0))
             .ok_or_else(|| StoreError::Database("INSERT INTO alerts returned no id".into()))?;
         if audience != Audience::Subscribers {
+            // An admin notice (hostile exit): to the administrator's contacts only, never
+            // to a subscriber.
+            created += admin_deliveries(tx, random, alert_id, now)?;
             continue;
         }
         let subs = tx.query(
@@ -284,18 +430,14 @@ pub(crate) fn record_alerts(
             &[domain.into()],
         )?;
         for s in subs {
-            tx.exec(
-                "INSERT INTO deliveries (id, alert_id, subscription_id, channel, address, state, \
-                   attempts, next_attempt_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
-                &[
-                    token(random).into(),
-                    alert_id.into(),
-                    s.int(0).unwrap_or(0).into(),
-                    s.text(1).unwrap_or_default().into(),
-                    s.text(2).unwrap_or_default().into(),
-                    now.into(),
-                ],
+            insert_delivery(
+                tx,
+                random,
+                alert_id,
+                s.int(0).unwrap_or(0),
+                &s.text(1).unwrap_or_default(),
+                &s.text(2).unwrap_or_default(),
+                now,
             )?;
             created += 1;
         }
@@ -324,9 +466,39 @@ pub(crate) fn record_alerts(
     Ok(created)
 }
 
+/// The blindness sweep: steps the incident state of every watched domain whose last
+/// conclusive check (or, never checked conclusively, its addition) is at least
+/// `policy.blind_after` old, as an inconclusive observation at `now` with no check. So a
+/// stuck scheduler or probes that never finish still raise `blind` (once per incident, a
+/// reminder after `remind_after`), exactly as a failing check would. Returns the number of
+/// deliveries created.
+pub(crate) fn sweep_blind(
+    tx: &mut dyn Tx,
+    now: i64,
+    policy: &Policy,
+    random: &dyn Random,
+) -> Result<u64, StoreError> {
+    let cutoff = now.saturating_sub(policy.blind_after);
+    let rows = tx.query(
+        &format!(
+            "SELECT d.domain FROM domains d \
+             WHERE COALESCE(d.last_conclusive_at, d.added_at) <= $2 AND {} ORDER BY d.domain",
+            super::ops::watched_sql("$1")
+        ),
+        &[now.into(), cutoff.into()],
+    )?;
+    let mut created = 0u64;
+    for r in &rows {
+        if let Some(domain) = r.text(0) {
+            created += record_alerts(tx, &domain, None, now, None, policy, random)?;
+        }
+    }
+    Ok(created)
+}
+
 const DELIVERY_COLS: &str = "d.id, d.subscription_id, d.channel, d.address, d.state, d.attempts, \
     d.last_error, d.next_attempt_at, a.id, a.incident_id, a.domain, a.condition, a.kind, \
-    a.audience, a.opened_at, a.at, a.check_id, a.detail";
+    a.audience, a.opened_at, a.at, a.check_id, a.detail, a.evidence_id";
 
 fn delivery(r: &Row) -> Delivery {
     Delivery {
@@ -349,6 +521,7 @@ fn delivery(r: &Row) -> Delivery {
             at: r.int(15).unwrap_or(0),
             check_id: r.int(16),
             detail: r.text(17),
+            evidence_id: r.int(18),
         },
     }
 }
@@ -405,12 +578,16 @@ pub(crate) fn mark_delivered(tx: &mut dyn Tx, id: &str, now: i64) -> Result<bool
 
 /// Records a failed attempt: retried after the policy's backoff, or marked failed after
 /// `max_attempts`. Returns the new state (`pending` or `failed`), `None` if not pending.
+/// A subscriber's delivery that fails for good makes an admin notice (`delivery-failed`,
+/// kind `notice`, on the same incident) with one delivery per admin contact, in the same
+/// transaction; an admin contact's own failed delivery makes none (no loop).
 pub(crate) fn mark_attempt_failed(
     tx: &mut dyn Tx,
     id: &str,
     now: i64,
     error: &str,
     retry: RetryPolicy,
+    random: &dyn Random,
 ) -> Result<Option<String>, StoreError> {
     let rows = tx.query(
         "SELECT attempts FROM deliveries WHERE id = $1 AND state = 'pending'",
@@ -432,13 +609,65 @@ pub(crate) fn mark_attempt_failed(
         &[
             id.into(),
             i64::from(failures).into(),
-            error.into(),
+            error.as_str().into(),
             state.into(),
             now.saturating_add(retry.delay(failures)).into(),
             if state == "failed" { Some(now) } else { None }.into(),
         ],
     )?;
+    if state == "failed" {
+        failed_delivery_notice(tx, id, now, failures, &error, random)?;
+    }
     Ok(Some(state.to_owned()))
+}
+
+/// The admin notice of a subscriber's delivery `id` that failed for good.
+fn failed_delivery_notice(
+    tx: &mut dyn Tx,
+    id: &str,
+    now: i64,
+    failures: u32,
+    error: &str,
+    random: &dyn Random,
+) -> Result<(), StoreError> {
+    let rows = tx.query(
+        "SELECT d.subscription_id, d.channel, d.address, a.incident_id, a.domain, a.condition, \
+           a.kind, a.check_id FROM deliveries d JOIN alerts a ON a.id = d.alert_id WHERE d.id = $1",
+        &[id.into()],
+    )?;
+    let Some(r) = rows.first() else {
+        return Ok(());
+    };
+    if r.int(0).unwrap_or(0) < 0 {
+        return Ok(());
+    }
+    let detail: String = format!(
+        "delivery {id} of the {} {} alert to {} {} failed after {failures} attempts: {error}",
+        r.text(5).unwrap_or_default(),
+        r.text(6).unwrap_or_default(),
+        r.text(1).unwrap_or_default(),
+        r.text(2).unwrap_or_default(),
+    )
+    .chars()
+    .take(2000)
+    .collect();
+    let alert = tx.query(
+        "INSERT INTO alerts (incident_id, domain, condition, kind, audience, opened_at, at, check_id, detail) \
+         VALUES ($1, $2, 'delivery-failed', 'notice', 'admin', $3, $3, $4, $5) RETURNING id",
+        &[
+            r.int(3).unwrap_or(0).into(),
+            r.text(4).unwrap_or_default().into(),
+            now.into(),
+            r.int(7).into(),
+            detail.into(),
+        ],
+    )?;
+    let alert_id = alert
+        .first()
+        .and_then(|r| r.int(0))
+        .ok_or_else(|| StoreError::Database("INSERT INTO alerts returned no id".into()))?;
+    admin_deliveries(tx, random, alert_id, now)?;
+    Ok(())
 }
 
 /// Deliveries in state `state`, newest first.
@@ -485,6 +714,79 @@ pub(crate) fn backlog(tx: &mut dyn Tx) -> Result<u64, StoreError> {
         .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
 }
 
+/// Liveness of the monitor and of the outbox, for `/healthz` and `/metrics`
+/// ([`super::Store::heartbeat`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Heartbeat {
+    /// Domains watched now.
+    pub watched: u64,
+    /// The newest conclusive check of any domain.
+    pub last_conclusive_at: Option<i64>,
+    /// Among watched domains, the newest of "last conclusive check, or added" (the freshest
+    /// sign of life of the watched set).
+    pub freshest_watched_at: Option<i64>,
+    /// Among watched domains, the oldest of "last conclusive check, or added" (the domain
+    /// that has been unseen longest).
+    pub stalest_watched_at: Option<i64>,
+    /// Pending deliveries.
+    pub pending: u64,
+    /// When the oldest pending delivery was created.
+    pub oldest_pending_at: Option<i64>,
+    /// Deliveries that failed for good (still within the retention).
+    pub failed: u64,
+}
+
+impl Heartbeat {
+    /// Whether the service is blind at `now`: domains are watched but none of them had a
+    /// conclusive check (or was added) within `blind_after` seconds.
+    pub fn blind(&self, now: i64, blind_after: i64) -> bool {
+        self.watched > 0
+            && self
+                .freshest_watched_at
+                .is_none_or(|t| now.saturating_sub(t) > blind_after)
+    }
+
+    /// Whether the oldest pending delivery is older than `stale_after` seconds at `now`.
+    pub fn outbox_stale(&self, now: i64, stale_after: i64) -> bool {
+        self.oldest_pending_at
+            .is_some_and(|t| now.saturating_sub(t) > stale_after)
+    }
+}
+
+/// The heartbeat data at `now`.
+pub(crate) fn heartbeat(tx: &mut dyn Tx, now: i64) -> Result<Heartbeat, StoreError> {
+    let n = |v: Option<i64>| v.map_or(0, |n| u64::try_from(n).unwrap_or(0));
+    let watched = tx.query(
+        &format!(
+            "SELECT COUNT(*), MAX(COALESCE(d.last_conclusive_at, d.added_at)), \
+               MIN(COALESCE(d.last_conclusive_at, d.added_at)) FROM domains d WHERE {}",
+            super::ops::watched_sql("$1")
+        ),
+        &[now.into()],
+    )?;
+    let any = tx.query("SELECT MAX(last_conclusive_at) FROM domains", &[])?;
+    let pending = tx.query(
+        "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE state = 'pending'",
+        &[],
+    )?;
+    let failed = tx.query(
+        "SELECT COUNT(*) FROM deliveries WHERE state = 'failed'",
+        &[],
+    )?;
+    let w = watched.first();
+    let p = pending.first();
+    Ok(Heartbeat {
+        watched: n(w.and_then(|r| r.int(0))),
+        last_conclusive_at: any.first().and_then(|r| r.int(0)),
+        freshest_watched_at: w.and_then(|r| r.int(1)),
+        stalest_watched_at: w.and_then(|r| r.int(2)),
+        pending: n(p.and_then(|r| r.int(0))),
+        oldest_pending_at: p.and_then(|r| r.int(1)),
+        failed: n(failed.first().and_then(|r| r.int(0))),
+    })
+}
+
 /// Alerts for `audience` (`admin`: the hostile-exit notices), newest first.
 pub(crate) fn alerts_for(
     tx: &mut dyn Tx,
@@ -492,25 +794,61 @@ pub(crate) fn alerts_for(
     limit: u32,
 ) -> Result<Vec<AlertRecord>, StoreError> {
     let rows = tx.query(
-        "SELECT id, incident_id, domain, condition, kind, audience, opened_at, at, check_id, detail \
-         FROM alerts WHERE audience = $1 ORDER BY at DESC, id DESC LIMIT $2",
+        &format!(
+            "SELECT {ALERT_COLS} FROM alerts WHERE audience = $1 ORDER BY at DESC, id DESC LIMIT $2"
+        ),
         &[audience.into(), i64::from(limit).into()],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| AlertRecord {
-            id: r.int(0).unwrap_or(0),
-            incident_id: r.int(1).unwrap_or(0),
-            domain: r.text(2).unwrap_or_default(),
-            condition: r.text(3).unwrap_or_default(),
-            kind: r.text(4).unwrap_or_default(),
-            audience: r.text(5).unwrap_or_default(),
-            opened_at: r.int(6).unwrap_or(0),
-            at: r.int(7).unwrap_or(0),
-            check_id: r.int(8),
-            detail: r.text(9),
-        })
-        .collect())
+    Ok(rows.iter().map(alert_record).collect())
+}
+
+const ALERT_COLS: &str = "id, incident_id, domain, condition, kind, audience, opened_at, at, check_id, detail, evidence_id";
+
+fn alert_record(r: &Row) -> AlertRecord {
+    AlertRecord {
+        id: r.int(0).unwrap_or(0),
+        incident_id: r.int(1).unwrap_or(0),
+        domain: r.text(2).unwrap_or_default(),
+        condition: r.text(3).unwrap_or_default(),
+        kind: r.text(4).unwrap_or_default(),
+        audience: r.text(5).unwrap_or_default(),
+        opened_at: r.int(6).unwrap_or(0),
+        at: r.int(7).unwrap_or(0),
+        check_id: r.int(8),
+        detail: r.text(9),
+        evidence_id: r.int(10),
+    }
+}
+
+/// A domain's alerts for `audience`, newest first (the domain page's list, with evidence).
+pub(crate) fn alerts_of_domain(
+    tx: &mut dyn Tx,
+    domain: &str,
+    audience: &str,
+    limit: u32,
+) -> Result<Vec<AlertRecord>, StoreError> {
+    let rows = tx.query(
+        &format!(
+            "SELECT {ALERT_COLS} FROM alerts WHERE domain = $1 AND audience = $2 \
+             ORDER BY at DESC, id DESC LIMIT $3"
+        ),
+        &[domain.into(), audience.into(), i64::from(limit).into()],
+    )?;
+    Ok(rows.iter().map(alert_record).collect())
+}
+
+/// Links the alerts of check `check_id` to its evidence bundle `evidence_id` (in the
+/// check's transaction, right after [`record_alerts`]).
+pub(crate) fn link_evidence(
+    tx: &mut dyn Tx,
+    check_id: i64,
+    evidence_id: i64,
+) -> Result<(), StoreError> {
+    tx.exec(
+        "UPDATE alerts SET evidence_id = $2 WHERE check_id = $1",
+        &[check_id.into(), evidence_id.into()],
+    )?;
+    Ok(())
 }
 
 /// A domain's incidents, newest first.
@@ -620,8 +958,12 @@ pub(crate) fn confirm_subscription(tx: &mut dyn Tx, id: i64, now: i64) -> Result
     Ok(n > 0)
 }
 
-/// The secret of subscription `id`, if it has one.
+/// The secret of subscription `id`, if it has one ([`ADMIN_WEBHOOK_SUBSCRIPTION`]: the admin
+/// webhook's, from the settings).
 pub(crate) fn subscription_secret(tx: &mut dyn Tx, id: i64) -> Result<Option<String>, StoreError> {
+    if id == ADMIN_WEBHOOK_SUBSCRIPTION {
+        return setting(tx, ADMIN_KEYS[2]);
+    }
     let rows = tx.query(
         "SELECT secret FROM subscriptions WHERE id = $1",
         &[id.into()],
@@ -722,4 +1064,21 @@ pub(crate) fn unsubscribe_by_token(
         r.text(2).unwrap_or_default(),
         r.text(3).unwrap_or_default(),
     )))
+}
+
+/// Stores `hash` as the unsubscribe token hash of subscription (domain, channel, address);
+/// `false` if there is no such subscription.
+pub(crate) fn set_unsubscribe_token_hash(
+    tx: &mut dyn Tx,
+    domain: &str,
+    channel: &str,
+    address: &str,
+    hash: &str,
+) -> Result<bool, StoreError> {
+    let n = tx.exec(
+        "UPDATE subscriptions SET unsubscribe_token_hash = $4 \
+         WHERE domain = $1 AND channel = $2 AND address = $3",
+        &[domain.into(), channel.into(), address.into(), hash.into()],
+    )?;
+    Ok(n > 0)
 }

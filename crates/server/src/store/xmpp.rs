@@ -157,8 +157,8 @@ fn xmpp_subscriptions_of(
 
 fn last_alert(tx: &mut dyn Tx, domain: &str) -> Result<Option<AlertRecord>, StoreError> {
     let rows = tx.query(
-        "SELECT id, incident_id, domain, condition, kind, audience, opened_at, at, check_id, detail \
-         FROM alerts WHERE domain = $1 AND audience = 'subscribers' \
+        "SELECT id, incident_id, domain, condition, kind, audience, opened_at, at, check_id, detail, \
+         evidence_id FROM alerts WHERE domain = $1 AND audience = 'subscribers' \
          ORDER BY at DESC, id DESC LIMIT 1",
         &[domain.into()],
     )?;
@@ -173,6 +173,7 @@ fn last_alert(tx: &mut dyn Tx, domain: &str) -> Result<Option<AlertRecord>, Stor
         at: r.int(7).unwrap_or(0),
         check_id: r.int(8),
         detail: r.text(9),
+        evidence_id: r.int(10),
     }))
 }
 

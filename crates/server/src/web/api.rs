@@ -210,11 +210,14 @@ pub async fn ticket(State(web): State<Shared>, Path(id): Path<String>) -> Respon
     Json(body).into_response()
 }
 
-/// `GET /healthz`: 200 when the store answers and the transport is ready, 503 otherwise,
-/// with the details as JSON.
+/// `GET /healthz`: 503 (`unavailable`) when the store does not answer or the transport is
+/// not ready; otherwise 200 with `status` `degraded` when the service is blind (domains are
+/// watched but none had a conclusive check within `blind_after`) or the outbox's oldest
+/// pending delivery is older than `outbox_stale_after`, else `ok`. Details as JSON.
 pub async fn healthz(State(web): State<Shared>) -> Response {
     let now = web.now();
-    let store_ok = web.app.store.stats(now).await.is_ok();
+    let heartbeat = web.app.store.heartbeat(now).await;
+    let store_ok = heartbeat.is_ok();
     web.app.metrics.set_store_ok(store_ok);
     let h = web.app.metrics.health();
     let tor = match &h.tor {
@@ -225,37 +228,70 @@ pub async fn healthz(State(web): State<Shared>) -> Response {
         }
         crate::metrics::TorState::Failed(why) => format!("failed: {why}"),
     };
+    let config = &web.app.config;
+    let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let hb = heartbeat.unwrap_or_default();
+    let blind = store_ok && hb.blind(now, secs(config.blind_after));
+    let stale = store_ok && hb.outbox_stale(now, secs(config.outbox_stale_after));
     let ok = h.ok();
-    let status = if ok {
-        StatusCode::OK
+    let (status, word) = if !ok {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    } else if blind || stale {
+        (StatusCode::OK, "degraded")
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (StatusCode::OK, "ok")
     };
+    let age = |t: Option<i64>| t.map(|t| now.saturating_sub(t).max(0));
+    // The newest conclusive check: from the database (all instances, across restarts),
+    // else this process's own count.
+    let last_conclusive_at = hb.last_conclusive_at.or(h.last_conclusive_at);
     (
         status,
         Json(json!({
-            "status": if ok { "ok" } else { "unavailable" },
+            "status": word,
             "store_ok": h.store_ok,
             "tor": tor,
             "scheduler_lag_seconds": h.scheduler_lag_seconds,
             "scheduler_alive_at": h.scheduler_alive_at,
             "last_check_at": h.last_check_at,
-            "last_conclusive_at": h.last_conclusive_at,
-            "seconds_since_last_conclusive": h.last_conclusive_at.map(|t| now.saturating_sub(t)),
+            "last_conclusive_at": last_conclusive_at,
+            "seconds_since_last_conclusive": age(last_conclusive_at),
+            "watched_domains": hb.watched,
+            "oldest_watched_conclusive_age_seconds": age(hb.stalest_watched_at),
+            "blind": blind,
+            "blind_after_seconds": secs(config.blind_after),
+            "outbox": {
+                "pending": hb.pending,
+                "oldest_pending_age_seconds": age(hb.oldest_pending_at),
+                "failed": hb.failed,
+                "stale": stale,
+                "stale_after_seconds": secs(config.outbox_stale_after),
+            },
             "running": h.running,
         })),
     )
         .into_response()
 }
 
-/// `GET /metrics`: Prometheus text exposition format.
+/// `GET /metrics`: Prometheus text exposition format: the process's counters, then the
+/// heartbeat from the database (omitted if the store does not answer).
 pub async fn metrics(State(web): State<Shared>) -> Response {
+    let now = web.now();
+    let mut text = web.app.metrics.render_prometheus();
+    match web.app.store.heartbeat(now).await {
+        Ok(hb) => {
+            let blind_after =
+                i64::try_from(web.app.config.blind_after.as_secs()).unwrap_or(i64::MAX);
+            text.push_str(&crate::metrics::render_heartbeat(&hb, now, blind_after));
+        }
+        Err(e) => tracing::warn!("metrics: heartbeat: {e}"),
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        web.app.metrics.render_prometheus(),
+        text,
     )
         .into_response()
 }
