@@ -56,8 +56,7 @@ impl Notice {
         match self.condition.as_str() {
             "mismatch" => format!(
                 "A server of {d} presented a key that its DNSSEC-signed TLSA records do not \
-                 match, confirmed through several Tor exits and directly: the connection may be \
-                 intercepted."
+                 match: the connection may be intercepted."
             ),
             "bogus" => format!("The DNSSEC records of {d} do not validate (bogus)."),
             "signature-expiring" => format!("DNSSEC signatures on the records of {d} expire soon."),

@@ -769,7 +769,12 @@ async fn a_real_mismatch_check_reaches_a_pubsub_and_a_chat_subscriber_once() {
     )
     .unwrap();
     let checker_metrics = Arc::new(Metrics::new());
-    let runner = Arc::new(FacadeRunner::start(&config, checker_metrics.clone()).unwrap());
+    // Signing evidence bundles with the store's key, as the service does.
+    let runner = Arc::new(
+        FacadeRunner::start(&config, checker_metrics.clone())
+            .unwrap()
+            .with_evidence_key(store.evidence_signing_key().await.unwrap()),
+    );
     while !runner.ready() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -827,7 +832,41 @@ async fn a_real_mismatch_check_reaches_a_pubsub_and_a_chat_subscriber_once() {
         .collect();
     assert_eq!(chats.len(), 1, "{got_b:?}");
     assert_eq!(chats[0].attr("id"), Some(ids_b[0].id.as_str()));
-    assert!(body(chats[0]).contains("Evidence: https://cw.example/domains/multi-wrong.test"));
+    // The real check made a signed evidence bundle: the chat message and the Atom entry link it.
+    let evidence = ids_b[0]
+        .alert
+        .evidence_id
+        .expect("the mismatch alert has its bundle");
+    assert!(
+        body(chats[0]).contains(&format!(
+            "Evidence: https://cw.example/domains/multi-wrong.test/evidence/{evidence}.json"
+        )),
+        "{}",
+        body(chats[0])
+    );
+    let evidence = ids_a[0]
+        .alert
+        .evidence_id
+        .expect("the mismatch alert has its bundle");
+    let entry = events[0]
+        .child("event", NS_EVENT)
+        .and_then(|e| e.child("items", NS_EVENT))
+        .and_then(|i| i.child("item", NS_EVENT))
+        .and_then(|i| i.child("entry", "http://www.w3.org/2005/Atom"))
+        .expect("an Atom entry");
+    let related: Vec<&str> = entry
+        .children
+        .iter()
+        .filter(|l| l.name == "link" && l.attr("rel") == Some("related"))
+        .filter_map(|l| l.attr("href"))
+        .collect();
+    assert_eq!(
+        related,
+        vec![format!(
+            "https://cw.example/domains/mismatch.test/evidence/{evidence}.json"
+        )],
+        "{xml}"
+    );
     stop.send(true).unwrap();
     let _ = tokio::join!(running.link_task, running.outbox_task);
 }
