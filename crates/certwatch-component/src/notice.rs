@@ -254,6 +254,27 @@ mod tests {
     }
 
     #[test]
+    fn reminders_and_recoveries_say_so() {
+        let still = Notice {
+            kind: "reminder".into(),
+            ..notice()
+        };
+        assert_eq!(still.title(), "STILL example.org: mismatch");
+        let ok = Notice {
+            kind: "recovered".into(),
+            ..notice()
+        };
+        assert_eq!(ok.title(), "RECOVERED example.org: mismatch");
+        assert!(ok.summary().contains("has ended"));
+        assert!(ok.chat_text().contains("What to do: Nothing to do"));
+        let blind = Notice {
+            condition: "blind".into(),
+            ..notice()
+        };
+        assert!(blind.summary().contains("blind"));
+    }
+
+    #[test]
     fn the_evidence_bundle_is_linked_when_there_is_one() {
         let n = Notice {
             evidence: Some("https://cw.example/domains/example.org/evidence/9.json".into()),

@@ -168,6 +168,46 @@ impl Conn {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_is_pinged_then_dropped_and_reconnected() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut config = XmppConfig::new(JID, "127.0.0.1", port, SECRET, "https://cw.example");
+    config.keepalive = Duration::from_millis(200);
+    config.backoff_min = Duration::from_millis(50);
+    let metrics = Arc::new(Metrics::new());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let _running = component::spawn(
+        config,
+        store,
+        metrics.clone(),
+        Arc::new(TokioClock::starting_at(T0 as u64)),
+        "test".into(),
+        stop_rx,
+    );
+    let mut c = Conn::accept(&listener, true).await;
+    wait_state(&metrics, LinkState::Up).await;
+    // Pings go to the parent domain; the server never answers.
+    let ping = c.stanza().await;
+    assert_eq!(ping.attr("to"), Some("xmpp.test"));
+    assert!(ping.child("ping", "urn:xmpp:ping").is_some());
+    // Three silent periods: the link is closed and opened again.
+    let _c2 = Conn::accept(&listener, true).await;
+    wait_state(&metrics, LinkState::Up).await;
+    let status = metrics.xmpp_link.status();
+    assert_eq!(status.reconnects, 1);
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("keepalive"),
+        "{status:?}"
+    );
+    stop.send(true).unwrap();
+}
+
 struct Setup {
     store: Store,
     metrics: Arc<Metrics>,
