@@ -113,6 +113,15 @@ struct Client {
 
 impl Client {
     async fn login(env: &Env, port: u16, user: &str, password: &str) -> Client {
+        Client::login_to(env, &env.users_host, port, user, password).await
+    }
+
+    /// Logs in to `host` (an empty `password`: SASL ANONYMOUS).
+    async fn login_to(env: &Env, host: &str, port: u16, user: &str, password: &str) -> Client {
+        let env = &Env {
+            users_host: host.to_owned(),
+            ..env.clone()
+        };
         let tcp = tokio::time::timeout(
             Duration::from_secs(10),
             TcpStream::connect((env.address.as_str(), port)),
@@ -166,16 +175,24 @@ impl Client {
         let mechs = features
             .child("mechanisms", "urn:ietf:params:xml:ns:xmpp-sasl")
             .expect("SASL mechanisms");
-        assert!(
-            mechs.children.iter().any(|m| m.text == "PLAIN"),
-            "{mechs:?}"
-        );
-        let creds =
-            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
-        c.write(&format!(
-            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{creds}</auth>"
-        ))
-        .await;
+        // An empty password: SASL ANONYMOUS (ejabberd's anonymous host); else PLAIN.
+        let mech = if password.is_empty() {
+            "ANONYMOUS"
+        } else {
+            "PLAIN"
+        };
+        assert!(mechs.children.iter().any(|m| m.text == mech), "{mechs:?}");
+        if password.is_empty() {
+            c.write("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>")
+                .await;
+        } else {
+            let creds =
+                base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+            c.write(&format!(
+                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{creds}</auth>"
+            ))
+            .await;
+        }
         let ok = c.stanza().await.expect("SASL answer");
         assert_eq!(ok.name, "success", "{ok:?}");
         c.framer = Framer::new(Limits::default());
@@ -193,6 +210,10 @@ impl Client {
             .and_then(|b| b.child("jid", "urn:ietf:params:xml:ns:xmpp-bind"))
             .map(|j| j.text.clone())
             .expect("a bound JID");
+        if password.is_empty() {
+            // The server named the anonymous user.
+            c.bare = c.jid.split('/').next().unwrap_or_default().to_owned();
+        }
         c.write("<presence/>").await;
         c
     }
@@ -869,4 +890,105 @@ async fn a_real_mismatch_check_reaches_a_pubsub_and_a_chat_subscriber_once() {
     );
     stop.send(true).unwrap();
     let _ = tokio::join!(running.link_task, running.outbox_task);
+}
+
+/// ejabberd (the second implementation) as the component's server: `ejabberd_service` with
+/// the secret, and an anonymous user host (SASL ANONYMOUS over STARTTLS) whose user
+/// subscribes by chat and gets exactly one alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejabberd_carries_the_component_too() {
+    let env = env();
+    let (c2s, comp, host, secret) = (35222u16, 35347u16, "anon.hosts.test", "ejabberd-secret");
+    let dir = tempfile::tempdir().unwrap();
+    let pki = env.cert.parent().expect("the PKI directory");
+    let config = format!(
+        r#"hosts:
+  - {host}
+loglevel: info
+log_rotate_count: 0
+certfiles:
+  - "{chain}"
+  - "{key}"
+auth_method: anonymous
+anonymous_protocol: sasl_anon
+default_db: mnesia
+acl: {{}}
+access_rules: {{}}
+shaper_rules: {{}}
+modules:
+  mod_disco: {{}}
+  mod_ping: {{}}
+listen:
+  - port: {c2s}
+    ip: "{addr}"
+    module: ejabberd_c2s
+    starttls_required: true
+  - port: {comp}
+    ip: "{addr}"
+    module: ejabberd_service
+    hosts:
+      {jid}:
+        password: "{secret}"
+"#,
+        chain = pki.join("ejabberd-ec.fullchain.pem").display(),
+        key = pki.join("ejabberd-ec.key").display(),
+        addr = env.address,
+        jid = env.component_jid,
+    );
+    std::fs::write(dir.path().join("ejabberd.yml"), config).unwrap();
+    let run =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/interop/xmpp/ejabberd-run");
+    let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
+    let child = std::process::Command::new(run)
+        .arg(dir.path())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("ejabberd-run runs");
+    let _ejabberd = KillOnDrop(Some(child));
+    wait_port(&env.address, c2s).await;
+    wait_port(&env.address, comp).await;
+
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let ejabberd_env = Env {
+        secret: secret.to_owned(),
+        users_host: host.to_owned(),
+        ..env.clone()
+    };
+    let (metrics, stop, running) = start_link(&ejabberd_env, comp, &store);
+    wait_state(&metrics, true).await;
+    let svc = env.component_jid.clone();
+    let mut anon = Client::login_to(&env, host, c2s, "", "").await;
+    anon.write(&format!(
+        "<message type='chat' to='{svc}' id='c1'><body>subscribe b.example</body></message>"
+    ))
+    .await;
+    anon.wait_for(|e| body(e).contains("Subscribed")).await;
+    let subs = store.subscriptions(None, 10).await.unwrap();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].address, anon.bare);
+    check_all(&store, T0 + 10, "match").await;
+    check_all(&store, T0 + 1000, "mismatch").await;
+    let d = store.deliveries_of("b.example", 10).await.unwrap();
+    let got = anon.drain(Duration::from_secs(4)).await;
+    let alerts: Vec<&Element> = got
+        .iter()
+        .filter(|e| e.name == "message" && body(e).contains("ALERT b.example: mismatch"))
+        .collect();
+    assert_eq!(alerts.len(), 1, "{got:?}");
+    assert_eq!(alerts[0].attr("id"), Some(d[0].id.as_str()));
+    stop.send(true).unwrap();
+    let _ = tokio::join!(running.link_task, running.outbox_task);
+}
+
+/// A child process killed when the test ends.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
