@@ -273,13 +273,16 @@ pub async fn run_email_once(
         let token = store
             .unsubscribe_token(&d.alert.domain, &d.channel, &d.address)
             .await?;
+        super::worker::failpoint("before-send", &d.id).await;
         let result = match sender.alert_message(&d, public_url, &token, now) {
             Ok(m) => sender.send(m).await,
             Err(e) => Err(e),
         };
         match result {
             Ok(()) => {
+                super::worker::failpoint("after-send", &d.id).await;
                 store.mark_delivered(&d.id, now).await?;
+                super::worker::failpoint("after-commit", &d.id).await;
                 pass.delivered += 1;
             }
             Err(e) => {

@@ -512,13 +512,16 @@ pub async fn run_outbox_once(
             .await?
             .and_then(|s| hex::decode(s.trim()).ok())
             .filter(|s| s.len() >= 16);
+        super::worker::failpoint("before-send", &d.id).await;
         let result = match secret {
             Some(secret) => client.deliver(&d, &secret, public_url).await,
             None => Err(WebhookError::NoSecret(d.subscription_id)),
         };
         match result {
             Ok(()) => {
+                super::worker::failpoint("after-send", &d.id).await;
                 store.mark_delivered(&d.id, now).await?;
+                super::worker::failpoint("after-commit", &d.id).await;
                 pass.delivered += 1;
             }
             Err(e) => {
