@@ -125,6 +125,7 @@ pub async fn run_with(
         store.clone(),
         clock.clone(),
         worker::SWEEP_INTERVAL,
+        config.digest_hour,
         stop_rx.clone(),
     ));
     let scheduler = Scheduler::new(

@@ -203,6 +203,17 @@ impl EmailSender {
     ) -> Result<Message, EmailError> {
         let base = public_url.trim_end_matches('/');
         let a = &d.alert;
+        if super::digest::is_digest(d) {
+            let (subject, body) = super::digest::email_text(d, public_url, unsubscribe_token);
+            let mut message = self.message(&d.address, subject, body, now)?;
+            message
+                .headers_mut()
+                .insert_raw(lettre::message::header::HeaderValue::new(
+                    lettre::message::header::HeaderName::new_from_ascii_str("X-Certwatch-Delivery"),
+                    d.id.clone(),
+                ));
+            return Ok(message);
+        }
         let what = match a.condition.as_str() {
             "mismatch" => "a key that is not in its DANE TLSA records (interception)",
             "bogus" => "DNSSEC records that do not validate (bogus)",

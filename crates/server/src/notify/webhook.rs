@@ -163,6 +163,9 @@ pub fn verify_signature(secret: &[u8], body: &[u8], header: &str) -> bool {
 /// The JSON body of an alert delivery (`docs/webhooks.md`). `public_url` (no trailing
 /// slash) makes the links.
 pub fn alert_body(d: &Delivery, public_url: &str) -> Vec<u8> {
+    if super::digest::is_digest(d) {
+        return super::digest::webhook_body(d, public_url);
+    }
     let base = public_url.trim_end_matches('/');
     let body = serde_json::json!({
         "type": "alert",

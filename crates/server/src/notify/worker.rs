@@ -130,23 +130,31 @@ pub async fn run(
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The periodic sweeps until `stop` turns `true`: every `every` (normally
-/// [`SWEEP_INTERVAL`]), [`Store::sweep_blind`] at the injected clock's time, so that a
+/// [`SWEEP_INTERVAL`]), at the injected clock's time, [`Store::sweep_blind`] (so that a
 /// watched domain without a conclusive check for `blind_after` raises `blind` even when no
-/// check finishes (a stuck scheduler, probes that hang).
+/// check finishes: a stuck scheduler, probes that hang), then [`Store::daily_digest`] at
+/// `digest_hour` (UTC; once a day for all instances).
 pub async fn run_sweeps(
     store: Store,
     clock: Arc<dyn Clock>,
     every: Duration,
+    digest_hour: u32,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
         if *stop.borrow() {
             return;
         }
-        match store.sweep_blind(now(clock.as_ref())).await {
+        let at = now(clock.as_ref());
+        match store.sweep_blind(at).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deliveries = n, "blindness sweep raised alerts"),
             Err(e) => tracing::warn!(error = %e, "blindness sweep failed"),
+        }
+        match store.daily_digest(at, digest_hour).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "daily digest queued"),
+            Err(e) => tracing::warn!(error = %e, "daily digest failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
