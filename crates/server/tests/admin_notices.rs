@@ -25,10 +25,13 @@ const SUB_SECRET: &str = "00112233445566778899aabbccddeeff00112233445566778899aa
 const ADMIN_SECRET: &str = "ffeeddccbbaa99887766554433221100";
 const KEY: &str = "1d763a69313513c278314d05632083629181f31c50d15759d5380608599f0c5a";
 
+/// (path, delivery id, signature, body) of one POST.
+type Receipt = (String, String, String, Vec<u8>);
+
 #[derive(Default)]
 struct Receiver {
-    /// (path, delivery id, signature, body) of every POST.
-    got: Mutex<Vec<(String, String, String, Vec<u8>)>>,
+    /// Every POST.
+    got: Mutex<Vec<Receipt>>,
     /// Whether /admin fails (500).
     admin_fails: Mutex<bool>,
 }
