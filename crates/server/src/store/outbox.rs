@@ -476,13 +476,19 @@ pub(crate) fn sweep_blind(
     random: &dyn Random,
 ) -> Result<u64, StoreError> {
     let cutoff = now.saturating_sub(policy.blind_after);
+    // Domains whose blind incident is open and was alerted within remind_after have nothing
+    // to step (no reminder due): skipped, so a long outage of many domains costs little.
+    let quiet = now.saturating_sub(policy.remind_after);
     let rows = tx.query(
         &format!(
             "SELECT d.domain FROM domains d \
-             WHERE COALESCE(d.last_conclusive_at, d.added_at) <= $2 AND {} ORDER BY d.domain",
+             WHERE COALESCE(d.last_conclusive_at, d.added_at) <= $2 AND {} \
+               AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.domain = d.domain \
+                 AND i.condition = 'blind' AND i.closed_at IS NULL AND i.last_alert_at > $3) \
+             ORDER BY d.domain",
             super::ops::watched_sql("$1")
         ),
-        &[now.into(), cutoff.into()],
+        &[now.into(), cutoff.into(), quiet.into()],
     )?;
     let mut created = 0u64;
     for r in &rows {
