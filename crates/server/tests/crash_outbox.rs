@@ -223,6 +223,12 @@ async fn crash_at(point: &str) {
     if committed {
         assert_eq!(ids.len(), 1, "after the commit nothing is re-sent: {ids:?}");
     }
+    if point == "after-send" {
+        assert!(
+            ids.len() >= 2,
+            "sent, not committed: re-sent after the restart: {ids:?}"
+        );
+    }
     let deliveries = store.deliveries_of("example.org", 10).await.unwrap();
     assert_eq!(
         deliveries.len(),
