@@ -152,7 +152,10 @@ async fn with_no_check_finishing_the_sweep_raises_blind_once_reminds_once_then_r
     at(u64::try_from(opened).unwrap() + 7300, t).await;
     let alerts = s.alerts().await;
     assert_eq!(alerts.len(), 2, "{alerts:?}");
-    assert_eq!((alerts[1].0.as_str(), alerts[1].1.as_str()), ("blind", "reminder"));
+    assert_eq!(
+        (alerts[1].0.as_str(), alerts[1].1.as_str()),
+        ("blind", "reminder")
+    );
     assert!(alerts[1].2 - opened >= 7200 && alerts[1].2 - opened <= 7260);
     at(u64::try_from(opened).unwrap() + 7300 + 7000, t).await;
     assert_eq!(s.alerts().await.len(), 2);
@@ -163,7 +166,10 @@ async fn with_no_check_finishing_the_sweep_raises_blind_once_reminds_once_then_r
     at(back.as_secs() + 120, t).await;
     let alerts = s.alerts().await;
     assert_eq!(alerts.len(), 3, "{alerts:?}");
-    assert_eq!((alerts[2].0.as_str(), alerts[2].1.as_str()), ("blind", "recovered"));
+    assert_eq!(
+        (alerts[2].0.as_str(), alerts[2].1.as_str()),
+        ("blind", "recovered")
+    );
     let incidents = s.store.incidents(DOMAIN, 10).await.unwrap();
     assert_eq!(incidents.len(), 1);
     assert!(incidents[0].closed_at.is_some());
@@ -175,19 +181,28 @@ async fn failing_probes_and_the_sweep_raise_one_blind_alert_then_recovered() {
     let t = tokio::time::Instant::now();
     let s = start(true).await;
     at(3590, t).await;
-    assert!(s.fake.checks.load(Ordering::SeqCst) >= 4, "checks ran and failed");
+    assert!(
+        s.fake.checks.load(Ordering::SeqCst) >= 4,
+        "checks ran and failed"
+    );
     assert_eq!(s.alerts().await, vec![]);
     // Both the failing checks (every 15 min) and the sweep (every minute) see the domain
     // blind after 1 h: one alert.
     at(3600 + 5400, t).await;
     let alerts = s.alerts().await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
-    assert_eq!((alerts[0].0.as_str(), alerts[0].1.as_str()), ("blind", "opened"));
+    assert_eq!(
+        (alerts[0].0.as_str(), alerts[0].1.as_str()),
+        ("blind", "opened")
+    );
     assert!((3600..=3660).contains(&alerts[0].2), "{alerts:?}");
     s.fake.conclusive.store(true, Ordering::SeqCst);
     at(3600 + 5400 + 1000, t).await;
     let alerts = s.alerts().await;
     assert_eq!(alerts.len(), 2, "{alerts:?}");
-    assert_eq!((alerts[1].0.as_str(), alerts[1].1.as_str()), ("blind", "recovered"));
+    assert_eq!(
+        (alerts[1].0.as_str(), alerts[1].1.as_str()),
+        ("blind", "recovered")
+    );
     s.stop().await;
 }
