@@ -18,6 +18,8 @@ export CW_REPLAY_ADDR=127.0.0.4
 # The destination only the hostile-exit drill uses: the main Prosody listens here too, and the
 # hostile exit's connections to it are redirected to the other Prosody (scripts/interop/hostile.sh).
 export CW_DRILL_ADDR=127.0.0.6 CW_DRILL_DOMAIN=drill.test
+# The alert drills (issue 9): their own Prosody for alert.test, and the SMTP sink.
+export CW_ALERT_ADDR=127.0.0.21 CW_ALERT_DOMAIN=alert.test CW_SMTP_ADDR=127.0.0.22 CW_SMTP_PORT=2525
 # The SRV target (host name) Prosody answers as, in its own zone hosts.test.
 export CW_PROSODY_HOST=xmpp.hosts.test CW_EJABBERD_HOST=ejabberd.hosts.test
 

@@ -42,6 +42,9 @@
 #                (reason unproven-key)
 #   down         secure; SRV x4 -> xmpp.down.test (A 127.0.0.8, where nothing listens: the server is
 #                down), TLSA host-ec+host-rsa. indeterminate (connection refused), never an alert
+#   alert.test   (not a scenario: described by the alerts part) secure; c2s SRV only ->
+#                xmpp.alert.test:5222 (A 127.0.0.21, where the alert drills start their own
+#                Prosody), TLSA host-ec. Only the server's alert drills use it.
 #   drill.test   (not a scenario: described by the hostile part) secure; c2s SRV only ->
 #                xmpp.drill.test:5222 (A 127.0.0.6, the main Prosody), TLSA host-ec+host-rsa;
 #                the other services' SRV target is ".". Only the hostile-exit drill uses it.
@@ -197,7 +200,7 @@ _dns_zones() {
   local d="$CW_DIR/dns" z="$CW_DIR/dns/zones" i
   rm -rf "$z"; mkdir -p "$z"; : >"$d/scenarios.tsv"; : >"$d/zones.tsv"
   local secure=(hosts match mismatch nodata nodata3 bogus expired cross multi nosrv nsec3-150
-    nsec3-600 cname wildcard wildcard3 large expiring split notls dot multi-wrong replay drill down)
+    nsec3-600 cname wildcard wildcard3 large expiring split notls dot multi-wrong replay drill down alert)
   local insecure=(insecure insecure-srv)
 
   { _dns_head hosts.test.
@@ -239,6 +242,14 @@ _dns_zones() {
     printf 'xmpp A %s\n' "$CW_DRILL_ADDR"
     printf '_5222._tcp.xmpp TLSA 3 1 1 %s\n' "$(_dns_spki host-ec)" "$(_dns_spki host-rsa)"
   } >"$z/drill.test.zone"
+
+  # The alert drills' domain (issue 9): the tests start and swap its server themselves.
+  { _dns_head alert.test.
+    printf '_xmpp-client._tcp SRV 0 0 5222 xmpp.alert.test.\n_xmpp-server._tcp SRV 0 0 0 .\n'
+    printf '_xmpps-client._tcp SRV 0 0 0 .\n_xmpps-server._tcp SRV 0 0 0 .\n'
+    printf 'xmpp A %s\n' "$CW_ALERT_ADDR"
+    printf '_5222._tcp.xmpp TLSA 3 1 1 %s\n' "$(_dns_spki host-ec)"
+  } >"$z/alert.test.zone"
 
   local n
   for n in nodata nodata3; do
@@ -361,7 +372,7 @@ for port in sys.argv[1:]:
   # Sign the children.
   _dns_sign hosts.test.
   for n in match mismatch nodata bogus cross multi nosrv cname wildcard large split bogus-ds notls dot \
-    multi-wrong replay drill down; do
+    multi-wrong replay drill down alert; do
     _dns_sign "$n.test."
   done
   _dns_sign nodata3.test. nsec3:0

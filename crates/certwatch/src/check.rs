@@ -194,6 +194,30 @@ impl Checker {
         Ok(self.run_discovered(discovery, now, 0).await.0.report)
     }
 
+    /// Probes, judges and reports on an earlier [`Discovery`] like
+    /// [`Checker::check_discovered`], and also returns every successful probe the check
+    /// made (those of the check, then those of its confirmation rounds), as
+    /// [`Checker::check_with_probes`] does: the raw material of the evidence bundle of a
+    /// check that used a cached discovery
+    /// ([`evidence::gather_with_probes`](crate::evidence::gather_with_probes)).
+    ///
+    /// ```no_run
+    /// # async fn run(checker: certwatch::Checker) -> Result<(), certwatch::CheckError> {
+    /// let discovery = checker.discover("example.org").await?;
+    /// let (report, probes) = checker.check_discovered_with_probes(&discovery).await?;
+    /// let bundle =
+    ///     certwatch::evidence::gather_with_probes(checker.options(), &report, &probes).await;
+    /// # let _ = bundle; Ok(()) }
+    /// ```
+    pub async fn check_discovered_with_probes(
+        &self,
+        discovery: &Discovery,
+    ) -> Result<(Report, Vec<Probe>), CheckError> {
+        let now = self.options.clock.now_unix();
+        let (survey, probes) = self.run_discovered(discovery, now, 0).await;
+        Ok((survey.report, probes))
+    }
+
     /// The pipeline: the survey (report and sightings) and every successful probe made.
     async fn run(
         &self,

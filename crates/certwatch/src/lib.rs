@@ -21,7 +21,8 @@
 //! vantage points (distinct Tor exits, then direct) and classified with core's rules before
 //! it is reported. [`Checker::survey`] records which key each vantage point saw on each
 //! target (the basis of zone lines taken from a live probe), and
-//! [`Checker::check_with_probes`] returns the probes behind a report (for evidence bundles).
+//! [`Checker::check_with_probes`] (or [`Checker::check_discovered_with_probes`], on a cached
+//! [`Discovery`]) returns the probes behind a report (for evidence bundles).
 //!
 //! A verdict is data, not an error: a mismatch is `Ok(report)` with
 //! `report.verdict == Verdict::Mismatch`. [`CheckError`] is for an invalid domain, an

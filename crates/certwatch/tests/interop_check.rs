@@ -104,6 +104,39 @@ async fn check_with_probes_returns_the_probes_behind_the_report() {
     );
 }
 
+/// `check_discovered_with_probes` on a cached discovery returns the probes behind the report,
+/// as `check_with_probes` does after its own discovery.
+#[tokio::test]
+async fn check_discovered_with_probes_returns_the_probes_behind_the_report() {
+    let env = Interop::require();
+    let checker =
+        certwatch::Checker::new(options(&env).with_services(vec![Service::C2sStarttls])).unwrap();
+    let discovery = checker.discover("mismatch.test").await.unwrap();
+    let (report, probes) = checker
+        .check_discovered_with_probes(&discovery)
+        .await
+        .unwrap();
+    assert_eq!(report.verdict, Verdict::Mismatch);
+    let presented: std::collections::BTreeSet<String> = report
+        .endpoints
+        .iter()
+        .filter_map(|e| e.presented_spki_sha256.clone())
+        .collect();
+    assert!(!presented.is_empty());
+    let probed: std::collections::BTreeSet<String> = probes
+        .iter()
+        .map(|p| p.leaf_spki_sha256_hex().unwrap())
+        .collect();
+    assert_eq!(presented, probed);
+    // No confirmation: one probe per keyed target.
+    let keyed = report
+        .endpoints
+        .iter()
+        .filter(|e| e.presented_spki_sha256.is_some())
+        .count();
+    assert_eq!(probes.len(), keyed, "{probes:?}");
+}
+
 /// `survey` over the direct transport: every target probed again, but one vantage point can
 /// never agree with itself, so no key is agreed; without rounds each target has one sighting.
 #[tokio::test]

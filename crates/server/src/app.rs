@@ -7,6 +7,8 @@ use tokio::sync::Notify;
 use crate::clock::{Clock, now};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::notify::email::EmailSender;
+use crate::notify::webhook::WebhookClient;
 use crate::store::{CheckTicket, Store, StoreError, TicketState};
 
 /// The service's shared state: cheap to clone (every field is shared).
@@ -23,6 +25,12 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Requests on-demand checks.
     pub checks: CheckHandle,
+    /// Sends the double opt-in mails of email subscriptions; `None`: email subscriptions
+    /// are not offered (no SMTP relay configured). Set with [`AppState::with_email`].
+    pub email: Option<EmailSender>,
+    /// Runs the challenge of new webhook subscriptions (through the SSRF guard); `None`:
+    /// webhook subscriptions are not offered. Set with [`AppState::with_webhooks`].
+    pub webhooks: Option<WebhookClient>,
 }
 
 impl AppState {
@@ -46,7 +54,26 @@ impl AppState {
             metrics,
             clock,
             checks,
+            email: None,
+            webhooks: None,
         }
+    }
+
+    /// The state with an email sender: the site and the API then offer email subscriptions
+    /// (double opt-in).
+    #[must_use]
+    pub fn with_email(mut self, sender: EmailSender) -> Self {
+        self.email = Some(sender);
+        self
+    }
+
+    /// The state with a webhook client: the site and the API then offer webhook
+    /// subscriptions (confirmed by a challenge through the client's SSRF guard, so its
+    /// `allow_private` should be the configuration's `allow_private_targets`).
+    #[must_use]
+    pub fn with_webhooks(mut self, client: WebhookClient) -> Self {
+        self.webhooks = Some(client);
+        self
     }
 
     /// Now, in Unix seconds, from the injected clock.

@@ -6,18 +6,31 @@
 //! DNS runs on its own schedule ([`crate::dns_cache`]): a check probes with the domain's
 //! cached discovery while its TTL lasts, and a background task refreshes discoveries when
 //! their TTLs run out, so DNS queries do not precede each probe.
+//!
+//! **Evidence.** With a signing key ([`FacadeRunner::with_evidence_key`], the store's
+//! [`Store::evidence_signing_key`](crate::store::Store::evidence_signing_key)), every
+//! conclusive check (verdict other than `indeterminate`: every check that can open, remind
+//! or recover an incident, and every match) returns a signed evidence bundle
+//! (`docs/evidence.md`): the check's own probes (and its confirmation's) with the DNSSEC
+//! chains of its TLSA, SRV and address RRsets, gathered after the probes within
+//! [`EVIDENCE_BUDGET`] (and within the check deadline). A gathering that runs out of time
+//! gives a bundle that says so in `gaps`; it is still signed, and the check still finishes.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use certwatch::{CheckOptions, Checker, Discovery, ResolverConfig, Transport, TrustAnchor};
+use certwatch::evidence::{EvidenceBundle, gather_with_probes};
+use certwatch::{
+    CheckOptions, Checker, Discovery, Report, ResolverConfig, Transport, TrustAnchor, Verdict,
+};
+use ring::signature::Ed25519KeyPair;
 
 use crate::dns_cache::{DnsCache, DnsSchedule};
 use crate::random::{Random, SystemRandom};
 
 use crate::config::{Config, Via};
 use crate::metrics::{Metrics, TorState};
-use crate::scheduler::{CheckFuture, CheckRunner};
+use crate::scheduler::{CheckFuture, CheckOutcome, CheckRunner};
 
 /// Why the runner could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +71,14 @@ pub struct FacadeRunner {
     checker: Arc<OnceLock<Checker>>,
     dns: Arc<DnsCache<Discovery>>,
     metrics: Arc<Metrics>,
+    /// Signs evidence bundles; `None`: no bundles.
+    evidence_key: Option<Arc<Ed25519KeyPair>>,
+    /// The check deadline (the bundle's gathering must end well before it).
+    deadline: Duration,
 }
+
+/// The longest the gathering of one evidence bundle (its DNSSEC chains) may take.
+pub const EVIDENCE_BUDGET: Duration = Duration::from_secs(30);
 
 /// Discoveries refreshed at once by the refresher.
 const REFRESH_BATCH: usize = 8;
@@ -118,6 +138,8 @@ impl FacadeRunner {
             checker: Arc::new(OnceLock::new()),
             dns: Arc::new(DnsCache::new(schedule, random)),
             metrics: metrics.clone(),
+            evidence_key: None,
+            deadline: config.check_deadline,
         };
         match &config.via {
             Via::Direct | Via::Socks(_) => {
@@ -224,6 +246,14 @@ impl FacadeRunner {
 }
 
 impl FacadeRunner {
+    /// This runner, signing an evidence bundle for every conclusive check with `key` (the
+    /// service's key: [`Store::evidence_signing_key`](crate::store::Store::evidence_signing_key)).
+    #[must_use]
+    pub fn with_evidence_key(mut self, key: Ed25519KeyPair) -> FacadeRunner {
+        self.evidence_key = Some(Arc::new(key));
+        self
+    }
+
     /// The DNS cache (metrics, tests).
     pub fn dns_cache(&self) -> &Arc<DnsCache<Discovery>> {
         &self.dns
@@ -285,7 +315,10 @@ impl CheckRunner for FacadeRunner {
         let checker = self.checker.get().cloned();
         let dns = self.dns.clone();
         let metrics = self.metrics.clone();
+        let key = self.evidence_key.clone();
+        let deadline = self.deadline;
         Box::pin(async move {
+            let started = tokio::time::Instant::now();
             let Some(checker) = checker else {
                 return Err("the transport (Tor) is not ready yet".into());
             };
@@ -305,10 +338,113 @@ impl CheckRunner for FacadeRunner {
                         .ok_or_else(|| format!("{domain}: the DNS discovery expired at once"))?
                 }
             };
-            checker
-                .check_discovered(&discovery)
+            let Some(key) = key else {
+                return checker
+                    .check_discovered(&discovery)
+                    .await
+                    .map(CheckOutcome::from)
+                    .map_err(|e| e.to_string());
+            };
+            let (report, probes) = checker
+                .check_discovered_with_probes(&discovery)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            if report.verdict == Verdict::Indeterminate {
+                return Ok(report.into());
+            }
+            let budget = evidence_budget(deadline, started.elapsed());
+            let evidence = signed_evidence(checker.options(), &report, &probes, budget, &key).await;
+            Ok(CheckOutcome { report, evidence })
         })
+    }
+}
+
+/// The time the bundle's gathering may take after a check that took `elapsed`: at most
+/// [`EVIDENCE_BUDGET`], and ending a tenth of the deadline before the deadline; `None` when
+/// no time is left.
+fn evidence_budget(deadline: Duration, elapsed: Duration) -> Option<Duration> {
+    let left = deadline
+        .saturating_sub(elapsed)
+        .saturating_sub(deadline / 10);
+    Some(left.min(EVIDENCE_BUDGET)).filter(|b| *b >= Duration::from_secs(1))
+}
+
+/// Gathers (within `budget`) and signs the evidence bundle of a check. A gathering that
+/// runs out of time gives a bundle without probes or chains whose `gaps` say why; `None`
+/// only when signing fails (logged).
+async fn signed_evidence(
+    options: &CheckOptions,
+    report: &Report,
+    probes: &[certwatch::probe::Probe],
+    budget: Option<Duration>,
+    key: &Ed25519KeyPair,
+) -> Option<Vec<u8>> {
+    let bundle = match budget {
+        Some(budget) => {
+            match tokio::time::timeout(budget, gather_with_probes(options, report, probes)).await {
+                Ok(bundle) => bundle,
+                Err(_) => {
+                    let why = format!(
+                        "the DNSSEC chains were not gathered within {} s",
+                        budget.as_secs()
+                    );
+                    tracing::warn!("evidence of {}: {why}", report.domain);
+                    unjudged_bundle(options, report, probes, why)
+                }
+            }
+        }
+        None => {
+            let why = "no time was left within the check deadline to gather the DNSSEC chains";
+            tracing::warn!("evidence of {}: {why}", report.domain);
+            unjudged_bundle(options, report, probes, why.to_owned())
+        }
+    };
+    if !bundle.gaps.is_empty() {
+        tracing::info!(
+            "evidence of {} has {} gap(s): {}",
+            report.domain,
+            bundle.gaps.len(),
+            bundle.gaps.join("; ")
+        );
+    }
+    match bundle.sign(key) {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            tracing::warn!("cannot sign the evidence of {}: {e}", report.domain);
+            None
+        }
+    }
+}
+
+/// A bundle without chains: every probe becomes a gap (no chain could judge it).
+fn unjudged_bundle(
+    options: &CheckOptions,
+    report: &Report,
+    probes: &[certwatch::probe::Probe],
+    why: String,
+) -> EvidenceBundle {
+    let mut bundle = EvidenceBundle::for_report(report, options.clock.now_unix());
+    bundle.gaps.push(why);
+    for p in probes {
+        bundle.gaps.push(format!(
+            "probe of {} port {} at {} not included: no DNSSEC chain was gathered",
+            p.target.id.target, p.target.id.port, p.target.address
+        ));
+    }
+    bundle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_evidence_budget_ends_before_the_deadline() {
+        let s = Duration::from_secs;
+        assert_eq!(evidence_budget(s(300), s(10)), Some(EVIDENCE_BUDGET));
+        // 300 s deadline, 30 s margin: 20 s left after 250 s.
+        assert_eq!(evidence_budget(s(300), s(250)), Some(s(20)));
+        assert_eq!(evidence_budget(s(300), s(270)), None);
+        assert_eq!(evidence_budget(s(300), s(400)), None);
     }
 }

@@ -32,15 +32,49 @@ use crate::metrics::Metrics;
 use crate::random::Random;
 use crate::store::{Job, Spacing, Store};
 
+/// What a check produced: its report and, when the runner made one, the signed evidence
+/// bundle (`certwatch::evidence`, `docs/evidence.md`) behind it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CheckOutcome {
+    /// The report.
+    pub report: Report,
+    /// The signed evidence bundle (JSON bytes, as published), if one was made.
+    pub evidence: Option<Vec<u8>>,
+}
+
+impl CheckOutcome {
+    /// An outcome with a signed evidence bundle.
+    pub fn with_evidence(report: Report, evidence: Vec<u8>) -> CheckOutcome {
+        CheckOutcome {
+            report,
+            evidence: Some(evidence),
+        }
+    }
+}
+
+impl From<Report> for CheckOutcome {
+    /// An outcome without evidence.
+    fn from(report: Report) -> CheckOutcome {
+        CheckOutcome {
+            report,
+            evidence: None,
+        }
+    }
+}
+
 /// A boxed future of a check's outcome.
-pub type CheckFuture = Pin<Box<dyn Future<Output = Result<Report, String>> + Send>>;
+pub type CheckFuture = Pin<Box<dyn Future<Output = Result<CheckOutcome, String>> + Send>>;
 
 /// Runs one domain check. Production uses [`crate::runner::FacadeRunner`] (the facade's
 /// `Checker` over Tor); tests inject their own.
 pub trait CheckRunner: Send + Sync + 'static {
     /// Whether checks can run now (false while Tor bootstraps).
     fn ready(&self) -> bool;
-    /// Checks `domain` (A-label). `Err` is a check that could not run, with the reason.
+    /// Checks `domain` (A-label). `Err` is a check that could not run, with the reason. A
+    /// runner that makes evidence bundles returns the signed bundle with the report; the
+    /// scheduler stores it with the check ([`Store::finish_with_evidence`]). The check
+    /// deadline bounds the whole future, the bundle's gathering included.
     fn check(&self, domain: String) -> CheckFuture;
     /// Extra circuits a finished check used beyond its first (a confirmation's exits).
     fn extra_circuits(&self, report: &Report) -> u32 {
@@ -327,7 +361,7 @@ async fn run_job(
             deadline.as_secs()
         )),
     };
-    if let Ok(report) = &outcome {
+    if let Ok(CheckOutcome { report, .. }) = &outcome {
         this.metrics.probes_finished(report);
         let extra = this.runner.extra_circuits(report);
         if extra > 0 {
@@ -338,7 +372,11 @@ async fn run_job(
             this.metrics.circuits(0, u64::from(extra));
         }
     }
-    let verdict = outcome.as_ref().ok().map(|r| r.verdict);
+    let verdict = outcome.as_ref().ok().map(|o| o.report.verdict);
+    let (outcome, evidence) = match outcome {
+        Ok(o) => (Ok(o.report), o.evidence),
+        Err(e) => (Err(e), None),
+    };
     let finished_at = now(this.clock.as_ref());
     let spacing = Spacing {
         interval: i64::try_from(this.config.interval.as_secs()).unwrap_or(900),
@@ -346,7 +384,14 @@ async fn run_job(
     };
     match this
         .store
-        .finish(&job, &this.config.instance, finished_at, outcome, spacing)
+        .finish_with_evidence(
+            &job,
+            &this.config.instance,
+            finished_at,
+            outcome,
+            evidence,
+            spacing,
+        )
         .await
     {
         Ok(f) => {

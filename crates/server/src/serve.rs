@@ -58,7 +58,9 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new());
     let store = Store::open(&config.database).await?;
-    let runner = FacadeRunner::start(&config, metrics.clone())?;
+    // Every conclusive check carries a bundle signed with the service's key.
+    let runner = FacadeRunner::start(&config, metrics.clone())?
+        .with_evidence_key(store.evidence_signing_key().await?);
     run_with(
         config,
         store,
@@ -96,13 +98,19 @@ pub async fn run_with(
         .transpose()?;
     let config = Arc::new(config);
     let wake = Arc::new(Notify::new());
-    let state = AppState::new(
+    // The site offers webhook subscriptions (challenge through the same guarded client)
+    // and, with a relay, email subscriptions (double opt-in).
+    let mut state = AppState::new(
         store.clone(),
         config.clone(),
         metrics.clone(),
         clock.clone(),
         wake.clone(),
-    );
+    )
+    .with_webhooks(webhooks.clone());
+    if let Some(sender) = &email {
+        state = state.with_email(sender.clone());
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| ServeError::Listen {

@@ -26,12 +26,12 @@ const ADMIN_SECRET: &str = "ffeeddccbbaa99887766554433221100";
 const KEY: &str = "1d763a69313513c278314d05632083629181f31c50d15759d5380608599f0c5a";
 
 /// (path, delivery id, signature, body) of one POST.
-type Receipt = (String, String, String, Vec<u8>);
+type Post = (String, String, String, Vec<u8>);
 
 #[derive(Default)]
 struct Receiver {
     /// Every POST.
-    got: Mutex<Vec<Receipt>>,
+    got: Mutex<Vec<Post>>,
     /// Whether /admin fails (500).
     admin_fails: Mutex<bool>,
 }

@@ -50,7 +50,7 @@ impl CheckRunner for Runner {
             fake.checks.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_secs(2)).await;
             if fake.conclusive.load(Ordering::SeqCst) {
-                Ok(report(&domain))
+                Ok(report(&domain).into())
             } else {
                 Err("no endpoint answered (probes blocked)".into())
             }

@@ -827,7 +827,7 @@ async fn probe_lines_only_with_agreeing_vantage_points() {
 }
 
 #[tokio::test]
-async fn match_page_has_success_and_the_notification_placeholder() {
+async fn match_page_has_success_and_the_subscription_forms() {
     let site = Site::default().await;
     site.store_report(&report(
         "example.org",
@@ -842,7 +842,9 @@ async fn match_page_has_success_and_the_notification_placeholder() {
     let r = site.get("/domains/example.org").await;
     assert!(r.body.contains("All good"));
     assert!(r.body.contains("id=\"notify\""));
-    assert!(r.body.contains("Coming next"));
+    // No channel configured in this site: the section says so instead of a form.
+    assert!(r.body.contains("Email is not configured on this instance"));
+    assert!(!r.body.contains("Coming next"));
     // Advice on the same page.
     assert!(r.body.contains("--reuse-key"));
     assert!(r.body.contains("accounturi"));

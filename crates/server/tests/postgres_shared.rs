@@ -223,7 +223,7 @@ impl certwatch_server::scheduler::CheckRunner for Recorder {
             .push((self.name, domain.clone(), self.clock.now_unix()));
         Box::pin(async move {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            Ok(report(&domain, "match"))
+            Ok(report(&domain, "match").into())
         })
     }
 }

@@ -166,13 +166,13 @@ async fn dns_is_refreshed_on_its_own_schedule_not_before_each_probe() {
     assert!(runner.ready());
 
     // The first check looks DNS up right before probing; the second probes with the cache.
-    let first = runner.check("match.test".into()).await.unwrap();
+    let first = runner.check("match.test".into()).await.unwrap().report;
     assert_eq!(first.verdict, Verdict::Match);
     assert_eq!(
         (metrics.dns_count("inline"), metrics.dns_count("cached")),
         (1, 0)
     );
-    let second = runner.check("match.test".into()).await.unwrap();
+    let second = runner.check("match.test".into()).await.unwrap().report;
     assert_eq!(second.verdict, Verdict::Match);
     assert_eq!(
         (metrics.dns_count("inline"), metrics.dns_count("cached")),
@@ -190,7 +190,7 @@ async fn dns_is_refreshed_on_its_own_schedule_not_before_each_probe() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(metrics.dns_count("refresh-failed"), 0);
-    let third = runner.check("match.test".into()).await.unwrap();
+    let third = runner.check("match.test".into()).await.unwrap().report;
     assert_eq!(third.verdict, Verdict::Match);
     assert_eq!(
         metrics.dns_count("inline"),
@@ -203,6 +203,6 @@ async fn dns_is_refreshed_on_its_own_schedule_not_before_each_probe() {
         runner
             .check("nxdomain-for-sure.test".into())
             .await
-            .is_ok_and(|r| r.verdict != Verdict::Match)
+            .is_ok_and(|o| o.report.verdict != Verdict::Match)
     );
 }

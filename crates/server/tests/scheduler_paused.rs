@@ -90,7 +90,7 @@ impl CheckRunner for Runner {
             }
             tokio::time::sleep(fake.duration).await;
             *fake.running.lock().unwrap().get_mut(&domain).unwrap() -= 1;
-            Ok(report(&domain))
+            Ok(report(&domain).into())
         })
     }
 }

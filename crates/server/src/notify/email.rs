@@ -172,22 +172,23 @@ impl EmailSender {
         else {
             return Ok(false);
         };
-        let base = public_url.trim_end_matches('/');
         let domain = crate::store::normalise_domain(domain)?;
+        let unsubscribe = unsubscribe_link(public_url, &tokens.unsubscribe);
         let body = format!(
             "Someone (hopefully you) asked certwatch to alert {address} when the XMPP \
              domain {domain} shows signs of TLS interception, broken DNSSEC, or when the \
-             monitor cannot see it.\n\nTo confirm, open:\n{base}/subscriptions/confirm?token={}\n\n\
+             monitor cannot see it.\n\nTo confirm, open this page and press its button:\n{}\n\n\
              If you did not ask for this, ignore this message: nothing will be sent. \
-             To delete your address now:\n{base}/subscriptions/unsubscribe?token={}\n",
-            tokens.confirm, tokens.unsubscribe
+             To delete your address now:\n{unsubscribe}\n",
+            confirm_link(public_url, &tokens.confirm),
         );
-        let message = self.message(
+        let mut message = self.message(
             address,
             format!("Confirm certwatch alerts for {domain}"),
             body,
             now,
         )?;
+        add_unsubscribe_headers(&mut message, &unsubscribe);
         self.send(message).await?;
         Ok(true)
     }
@@ -202,6 +203,7 @@ impl EmailSender {
         now: i64,
     ) -> Result<Message, EmailError> {
         let base = public_url.trim_end_matches('/');
+        let unsubscribe = unsubscribe_link(public_url, unsubscribe_token);
         let a = &d.alert;
         if super::digest::is_digest(d) {
             let (subject, body) = super::digest::email_text(d, public_url, unsubscribe_token);
@@ -236,10 +238,20 @@ impl EmailSender {
                 format!("ALERT: {} shows {what}.", a.domain),
             ),
         };
+        let evidence = a
+            .evidence_id
+            .map(|id| {
+                format!(
+                    "Evidence (signed, verify it with the key at {base}/evidence-key):\n\
+                     {base}/domains/{}/evidence/{id}.json\n",
+                    a.domain
+                )
+            })
+            .unwrap_or_default();
         let body = format!(
             "{lead}\n{}\nIncident {} opened at {} (Unix time); this check at {}.\n\
-             Details: {base}/domains/{}\nDelivery id: {}\n\n\
-             Unsubscribe (deletes your address): {base}/subscriptions/unsubscribe?token={unsubscribe_token}\n",
+             Details: {base}/domains/{}\n{evidence}Delivery id: {}\n\n\
+             Unsubscribe (deletes your address): {unsubscribe}\n",
             a.detail
                 .as_deref()
                 .map(|x| format!("\n{x}\n"))
@@ -258,8 +270,43 @@ impl EmailSender {
                 lettre::message::header::HeaderName::new_from_ascii_str("X-Certwatch-Delivery"),
                 d.id.clone(),
             ));
+        add_unsubscribe_headers(&mut message, &unsubscribe);
         Ok(message)
     }
+}
+
+/// The confirmation link of a double opt-in message: `<public_url>/subscriptions/confirm?token=<T>`
+/// (a page with a button; following the link alone confirms nothing, since mail scanners
+/// fetch links).
+pub fn confirm_link(public_url: &str, token: &str) -> String {
+    format!(
+        "{}/subscriptions/confirm?token={token}",
+        public_url.trim_end_matches('/')
+    )
+}
+
+/// The unsubscribe link of every message: `<public_url>/subscriptions/unsubscribe?token=<U>`
+/// (a page with a button, and the RFC 8058 one-click target).
+pub fn unsubscribe_link(public_url: &str, token: &str) -> String {
+    format!(
+        "{}/subscriptions/unsubscribe?token={token}",
+        public_url.trim_end_matches('/')
+    )
+}
+
+/// `List-Unsubscribe: <link>` and `List-Unsubscribe-Post: List-Unsubscribe=One-Click`
+/// (RFC 2369, RFC 8058): mail clients offer an unsubscribe button that POSTs to the link.
+fn add_unsubscribe_headers(message: &mut Message, link: &str) {
+    use lettre::message::header::{HeaderName, HeaderValue};
+    let headers = message.headers_mut();
+    headers.insert_raw(HeaderValue::new(
+        HeaderName::new_from_ascii_str("List-Unsubscribe"),
+        format!("<{link}>"),
+    ));
+    headers.insert_raw(HeaderValue::new(
+        HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+        "List-Unsubscribe=One-Click".to_owned(),
+    ));
 }
 
 /// One pass of the outbox for the `email` channel: claims due email deliveries, sends each,

@@ -161,12 +161,17 @@ pub fn verify_signature(secret: &[u8], body: &[u8], header: &str) -> bool {
 }
 
 /// The JSON body of an alert delivery (`docs/webhooks.md`). `public_url` (no trailing
-/// slash) makes the links.
+/// slash) makes the links: `evidence_url` is the alert's signed evidence bundle (`null`
+/// when its check made none, as for `blind`), `evidence_key_url` the key that verifies it.
 pub fn alert_body(d: &Delivery, public_url: &str) -> Vec<u8> {
     if super::digest::is_digest(d) {
         return super::digest::webhook_body(d, public_url);
     }
     let base = public_url.trim_end_matches('/');
+    let evidence_url = d
+        .alert
+        .evidence_id
+        .map(|id| format!("{base}/domains/{}/evidence/{id}.json", d.alert.domain));
     let body = serde_json::json!({
         "type": "alert",
         "delivery_id": d.id,
@@ -179,6 +184,8 @@ pub fn alert_body(d: &Delivery, public_url: &str) -> Vec<u8> {
         "check_id": d.alert.check_id,
         "detail": d.alert.detail,
         "domain_url": format!("{base}/domains/{}", d.alert.domain),
+        "evidence_url": evidence_url,
+        "evidence_key_url": format!("{base}/.well-known/certwatch-evidence-key.json"),
     });
     body.to_string().into_bytes()
 }

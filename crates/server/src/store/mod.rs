@@ -55,6 +55,12 @@
 //! `failed_deliveries(limit)`, `admin_notices(limit)` (hostile exits); health:
 //! `outbox_backlog()`; per domain: `incidents(domain, limit)`, `deliveries_of(domain, limit)`.
 //!
+//! # Evidence bundles (issue 9, schema version 8)
+//! [`Store::finish_with_evidence`] stores the check's signed bundle in its transaction and
+//! links the check's alerts to it; `evidence(domain, id)`, `latest_evidence(domain)`,
+//! `evidence_of_check(check_id)` and `alerts_of(domain, limit)` read them back. The signing
+//! key is [`Store::evidence_signing_key`].
+//!
 //! # Extending the schema (issues 9 and 10)
 //! Add `migrations/sqlite/000N_name.sql` and `migrations/postgres/000N_name.sql` (same
 //! tables; `BIGINT`/`BIGSERIAL` on PostgreSQL where SQLite says `INTEGER`), list both in
@@ -79,6 +85,7 @@
 //! ```
 
 mod db;
+mod evidence;
 mod ops;
 mod outbox;
 
@@ -89,6 +96,7 @@ use certwatch::{Report, Verdict};
 use crate::random::{Random, SystemRandom};
 use db::Db;
 
+pub use evidence::{EVIDENCE_RETENTION_SECS, EvidenceRecord};
 pub use ops::{CURRENT_VERSION, HISTORY_RETENTION_SECS, TICKET_RETENTION_SECS};
 pub use outbox::{
     ADMIN_EMAIL_SUBSCRIPTION, ADMIN_WEBHOOK_SUBSCRIPTION, AdminContacts, AlertRecord, Delivery,
@@ -785,6 +793,34 @@ impl Store {
         outcome: Result<Report, String>,
         spacing: Spacing,
     ) -> Result<Finished, StoreError> {
+        self.finish_with_evidence(job, instance, now, outcome, None, spacing)
+            .await
+    }
+
+    /// [`Store::finish`] with the check's signed evidence bundle (`docs/evidence.md`), stored
+    /// in the same transaction (table `evidence`, with its SHA-256); every alert the check
+    /// raises links to it (`AlertRecord::evidence_id`). A bundle is kept only with a report
+    /// (not for a check that could not run); one that is not UTF-8 JSON is dropped with a
+    /// warning.
+    pub async fn finish_with_evidence(
+        &self,
+        job: &Job,
+        instance: &str,
+        now: i64,
+        outcome: Result<Report, String>,
+        evidence: Option<Vec<u8>>,
+        spacing: Spacing,
+    ) -> Result<Finished, StoreError> {
+        let evidence = evidence.and_then(|b| match String::from_utf8(b) {
+            Ok(s) => Some(s),
+            Err(_) => {
+                tracing::warn!(
+                    "the evidence bundle of {} is not UTF-8: not stored",
+                    job.domain
+                );
+                None
+            }
+        });
         let job = job.clone();
         let instance = instance.to_owned();
         let random = self.random.clone();
@@ -794,7 +830,9 @@ impl Store {
                 policy: &policy,
                 random: random.as_ref(),
             };
-            ops::finish(tx, &job, &instance, now, outcome, spacing, &alerting)
+            ops::finish(
+                tx, &job, &instance, now, outcome, evidence, spacing, &alerting,
+            )
         })
         .await
     }
@@ -1070,4 +1108,28 @@ impl Store {
 /// A database URL with its password replaced by `***` (for logs and `Debug`).
 pub fn redact_database_url(url: &str) -> String {
     db::redact_url(url)
+}
+
+impl Store {
+    /// Makes [`Store::unsubscribe_by_token`] work for subscription (domain, channel,
+    /// address), which [`Store::add_pending_subscription`] does not arrange (webhooks): stores
+    /// the SHA-256 of its [`Store::unsubscribe_token`] and returns the token, `None` if there
+    /// is no such subscription.
+    pub async fn enable_unsubscribe_token(
+        &self,
+        domain: &str,
+        channel: &str,
+        address: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let domain = normalise_domain(domain)?;
+        let token = self.unsubscribe_token(&domain, channel, address).await?;
+        let hash = outbox::token_hash(&token);
+        let (channel, address) = (channel.to_owned(), address.to_owned());
+        let set = self
+            .tx(move |tx| {
+                outbox::set_unsubscribe_token_hash(tx, &domain, &channel, &address, &hash)
+            })
+            .await?;
+        Ok(set.then_some(token))
+    }
 }

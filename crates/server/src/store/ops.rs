@@ -40,7 +40,7 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_alert_detail.sql"),
     ),
-    // Version 8 is another branch's (evidence); 9: the daily digest.
+    (8, include_str!("../../migrations/sqlite/0008_evidence.sql")),
     (9, include_str!("../../migrations/sqlite/0009_digest.sql")),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
@@ -66,7 +66,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/postgres/0007_alert_detail.sql"),
     ),
-    // Version 8 is another branch's (evidence); 9: the daily digest.
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_evidence.sql"),
+    ),
     (9, include_str!("../../migrations/postgres/0009_digest.sql")),
 ];
 
@@ -366,6 +369,7 @@ pub(crate) fn count_domains(tx: &mut dyn Tx) -> Result<u64, StoreError> {
 
 pub(crate) fn remove_domain(tx: &mut dyn Tx, domain: &str) -> Result<bool, StoreError> {
     super::outbox::remove_domain(tx, domain)?;
+    super::evidence::remove_domain(tx, domain)?;
     // Explicit deletes: foreign-key cascades are off by default in some SQLite builds.
     for table in [
         "keys_seen",
@@ -555,12 +559,14 @@ pub(crate) struct Alerting<'a> {
     pub(crate) random: &'a dyn crate::random::Random,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn finish(
     tx: &mut dyn Tx,
     job: &Job,
     instance: &str,
     now: i64,
     outcome: Result<Report, String>,
+    evidence: Option<String>,
     spacing: Spacing,
     alerting: &Alerting<'_>,
 ) -> Result<Finished, StoreError> {
@@ -637,6 +643,17 @@ pub(crate) fn finish(
             }
         }
     }
+    // The check's signed evidence bundle, in this transaction (a failed check has none).
+    let evidence_id = match (&outcome, evidence) {
+        (Ok(_), Some(body)) => Some(super::evidence::insert(
+            tx,
+            &job.domain,
+            check_id,
+            now,
+            &body,
+        )?),
+        _ => None,
+    };
     // Alerts and their deliveries, in this transaction (before last_conclusive_at moves).
     super::outbox::record_alerts(
         tx,
@@ -647,6 +664,9 @@ pub(crate) fn finish(
         alerting.policy,
         alerting.random,
     )?;
+    if let Some(id) = evidence_id {
+        super::outbox::link_evidence(tx, check_id, id)?;
+    }
     // The next due time: the slot after this check's start, moved past `now` by whole
     // intervals (each one skipped: it fell due while this check ran).
     let interval = spacing.interval.max(1);
@@ -715,6 +735,7 @@ pub(crate) fn finish(
         "DELETE FROM tickets WHERE state IN ('done', 'failed') AND finished_at < $1",
         &[now.saturating_sub(TICKET_RETENTION_SECS).into()],
     )?;
+    super::evidence::expire(tx, &job.domain, now)?;
     Ok(Finished {
         check_id,
         next_due_at,

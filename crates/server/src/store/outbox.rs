@@ -211,6 +211,9 @@ pub struct AlertRecord {
     /// What it is about, in words: for `hostile-exit`, the report's warnings (naming the
     /// exits and keys); for `mismatch`, `bogus` and `downgrade`, the endpoints concerned.
     pub detail: Option<String>,
+    /// The signed evidence bundle of its check (`/domains/{domain}/evidence/{id}.json`),
+    /// when the check made one (a conclusive check; a `blind` alert has none).
+    pub evidence_id: Option<i64>,
 }
 
 /// One delivery of an alert to one subscription.
@@ -501,7 +504,7 @@ pub(crate) fn sweep_blind(
 
 const DELIVERY_COLS: &str = "d.id, d.subscription_id, d.channel, d.address, d.state, d.attempts, \
     d.last_error, d.next_attempt_at, a.id, a.incident_id, a.domain, a.condition, a.kind, \
-    a.audience, a.opened_at, a.at, a.check_id, a.detail";
+    a.audience, a.opened_at, a.at, a.check_id, a.detail, a.evidence_id";
 
 fn delivery(r: &Row) -> Delivery {
     Delivery {
@@ -524,6 +527,7 @@ fn delivery(r: &Row) -> Delivery {
             at: r.int(15).unwrap_or(0),
             check_id: r.int(16),
             detail: r.text(17),
+            evidence_id: r.int(18),
         },
     }
 }
@@ -796,25 +800,61 @@ pub(crate) fn alerts_for(
     limit: u32,
 ) -> Result<Vec<AlertRecord>, StoreError> {
     let rows = tx.query(
-        "SELECT id, incident_id, domain, condition, kind, audience, opened_at, at, check_id, detail \
-         FROM alerts WHERE audience = $1 ORDER BY at DESC, id DESC LIMIT $2",
+        &format!(
+            "SELECT {ALERT_COLS} FROM alerts WHERE audience = $1 ORDER BY at DESC, id DESC LIMIT $2"
+        ),
         &[audience.into(), i64::from(limit).into()],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| AlertRecord {
-            id: r.int(0).unwrap_or(0),
-            incident_id: r.int(1).unwrap_or(0),
-            domain: r.text(2).unwrap_or_default(),
-            condition: r.text(3).unwrap_or_default(),
-            kind: r.text(4).unwrap_or_default(),
-            audience: r.text(5).unwrap_or_default(),
-            opened_at: r.int(6).unwrap_or(0),
-            at: r.int(7).unwrap_or(0),
-            check_id: r.int(8),
-            detail: r.text(9),
-        })
-        .collect())
+    Ok(rows.iter().map(alert_record).collect())
+}
+
+const ALERT_COLS: &str = "id, incident_id, domain, condition, kind, audience, opened_at, at, check_id, detail, evidence_id";
+
+fn alert_record(r: &Row) -> AlertRecord {
+    AlertRecord {
+        id: r.int(0).unwrap_or(0),
+        incident_id: r.int(1).unwrap_or(0),
+        domain: r.text(2).unwrap_or_default(),
+        condition: r.text(3).unwrap_or_default(),
+        kind: r.text(4).unwrap_or_default(),
+        audience: r.text(5).unwrap_or_default(),
+        opened_at: r.int(6).unwrap_or(0),
+        at: r.int(7).unwrap_or(0),
+        check_id: r.int(8),
+        detail: r.text(9),
+        evidence_id: r.int(10),
+    }
+}
+
+/// A domain's alerts for `audience`, newest first (the domain page's list, with evidence).
+pub(crate) fn alerts_of_domain(
+    tx: &mut dyn Tx,
+    domain: &str,
+    audience: &str,
+    limit: u32,
+) -> Result<Vec<AlertRecord>, StoreError> {
+    let rows = tx.query(
+        &format!(
+            "SELECT {ALERT_COLS} FROM alerts WHERE domain = $1 AND audience = $2 \
+             ORDER BY at DESC, id DESC LIMIT $3"
+        ),
+        &[domain.into(), audience.into(), i64::from(limit).into()],
+    )?;
+    Ok(rows.iter().map(alert_record).collect())
+}
+
+/// Links the alerts of check `check_id` to its evidence bundle `evidence_id` (in the
+/// check's transaction, right after [`record_alerts`]).
+pub(crate) fn link_evidence(
+    tx: &mut dyn Tx,
+    check_id: i64,
+    evidence_id: i64,
+) -> Result<(), StoreError> {
+    tx.exec(
+        "UPDATE alerts SET evidence_id = $2 WHERE check_id = $1",
+        &[check_id.into(), evidence_id.into()],
+    )?;
+    Ok(())
 }
 
 /// A domain's incidents, newest first (not the digests' carrier rows).
@@ -1030,6 +1070,23 @@ pub(crate) fn unsubscribe_by_token(
         r.text(2).unwrap_or_default(),
         r.text(3).unwrap_or_default(),
     )))
+}
+
+/// Stores `hash` as the unsubscribe token hash of subscription (domain, channel, address);
+/// `false` if there is no such subscription.
+pub(crate) fn set_unsubscribe_token_hash(
+    tx: &mut dyn Tx,
+    domain: &str,
+    channel: &str,
+    address: &str,
+    hash: &str,
+) -> Result<bool, StoreError> {
+    let n = tx.exec(
+        "UPDATE subscriptions SET unsubscribe_token_hash = $4 \
+         WHERE domain = $1 AND channel = $2 AND address = $3",
+        &[domain.into(), channel.into(), address.into(), hash.into()],
+    )?;
+    Ok(n > 0)
 }
 
 /// Turns the daily digest of subscription `id` on or off; `false` if there is no such

@@ -28,6 +28,9 @@
 //! - [`api`]: `/api/v1/...` (the stored report in the CLI's JSON schema, on-demand checks),
 //!   `/healthz`, `/metrics`;
 //! - [`feed`]: the Atom feed per domain;
+//! - [`subscribe`]: subscriptions to a domain's alerts (email double opt-in, webhooks
+//!   with a challenge), the confirm and unsubscribe links, and their API;
+//! - [`evidence`]: the signed evidence bundles and the service's public key;
 //! - [`admin`]: the admin view behind a token (domains, removal requests, subscribers);
 //! - [`csrf`]: HMAC-signed double-submit tokens bound to a cookie;
 //! - [`ratelimit`]: per-client and global limits on on-demand checks;
@@ -37,6 +40,7 @@
 pub mod admin;
 pub mod api;
 pub mod csrf;
+pub mod evidence;
 pub mod feed;
 pub mod html;
 pub mod pages;
@@ -44,6 +48,7 @@ pub mod pins;
 pub mod ratelimit;
 pub mod result;
 pub mod security;
+pub mod subscribe;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -192,6 +197,8 @@ pub struct Web {
     pub checks_limit: ratelimit::RateLimiter,
     /// Limits on admin login attempts.
     pub login_limit: ratelimit::RateLimiter,
+    /// Limits on subscription requests (form and API).
+    pub subscribe_limit: ratelimit::RateLimiter,
     /// Settings.
     pub settings: Settings,
 }
@@ -322,6 +329,7 @@ pub fn web_state(app: AppState, c: &WebConfig) -> Result<Web, WebConfigError> {
         app,
         checks_limit,
         login_limit,
+        subscribe_limit: subscribe::limiter(),
         settings,
     })
 }
@@ -367,6 +375,28 @@ fn routes(web: Shared) -> Router {
         .route("/checks/{id}", get(pages::ticket))
         .route("/domains/{domain}", get(pages::domain))
         .route("/domains/{domain}/feed.atom", get(feed::domain_feed))
+        .route(
+            "/domains/{domain}/subscribe",
+            get(subscribe::subscribe_page).post(subscribe::subscribe_submit),
+        )
+        .route(
+            "/subscriptions/confirm",
+            get(subscribe::confirm_page).post(subscribe::confirm_submit),
+        )
+        .route(
+            "/subscriptions/unsubscribe",
+            get(subscribe::unsubscribe_page).post(subscribe::unsubscribe_submit),
+        )
+        .route("/api/v1/subscriptions", post(subscribe::api_subscribe))
+        .route(
+            "/api/v1/subscriptions/unsubscribe",
+            post(subscribe::api_unsubscribe),
+        )
+        .route("/docs/webhooks", get(subscribe::webhook_doc))
+        .route("/docs/webhooks.md", get(subscribe::webhook_doc_text))
+        .route("/domains/{domain}/evidence/{file}", get(evidence::bundle))
+        .route(evidence::KEY_PAGE_PATH, get(evidence::key_page))
+        .route(evidence::KEY_JSON_PATH, get(evidence::key_json))
         .route("/threat-model", get(pages::threat_model))
         .route("/docs/threat-model.md", get(pages::threat_model_text))
         .route("/docs/api", get(pages::api_doc))

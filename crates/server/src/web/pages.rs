@@ -453,7 +453,9 @@ pub async fn domain(
         last_error: last_error.as_deref(),
         csrf: &issued.token,
         min_vantages: web.settings.min_vantages,
+        channels: super::subscribe::Channels::of(&web.app),
     });
+    let body = html! { (body) (super::evidence::domain_section_of(&web, &domain).await) };
     let title = format!("Result for {domain}");
     with_csrf_cookie(
         respond(

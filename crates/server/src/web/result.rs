@@ -51,6 +51,8 @@ pub struct ResultPage<'a> {
     pub csrf: &'a str,
     /// Distinct vantage points that must agree before probe-derived lines are shown.
     pub min_vantages: usize,
+    /// The subscription channels this instance offers (the "Get notified" forms).
+    pub channels: super::subscribe::Channels,
 }
 
 /// The body of the result page.
@@ -78,11 +80,18 @@ pub fn render(p: &ResultPage<'_>) -> Markup {
                     " · last checked " time datetime=(r.checked_at) { (r.checked_at) }
                 }
                 (state(r))
+                // Right below "All good"; after the setup and advice otherwise.
+                @if r.verdict == Verdict::Match {
+                    (super::subscribe::section(p.domain, p.csrf, p.channels))
+                }
                 (private_refusal(r))
                 (setup_section(r, p))
                 (warnings(r))
                 (endpoints(r))
                 (advice(p.domain))
+                @if r.verdict != Verdict::Match {
+                    (super::subscribe::section(p.domain, p.csrf, p.channels))
+                }
             }
         }
         (recheck_form(p.domain, p.csrf))
@@ -142,14 +151,6 @@ fn state(r: &Report) -> Markup {
             section class="notice good" aria-labelledby="state" {
                 h2 id="state" { "All good" }
                 p { "Every probed endpoint proved a key that the domain's DNSSEC-signed TLSA records pin. certwatch can watch this domain and tell you if that changes." }
-            }
-            section aria-labelledby="notify" class="placeholder" {
-                h2 id="notify" { "Get notified" }
-                p {
-                    strong { "Coming next: " }
-                    "subscriptions by email, webhook and XMPP (a PubSub node per domain and a chat bot) are not built yet. "
-                    "Until then, poll the Atom feed or the JSON API below."
-                }
             }
         },
         Verdict::NoDnssec => html! {
