@@ -175,4 +175,22 @@ async fn sweep_heartbeat_admin_notices_and_digest_on_postgres() {
             .iter()
             .all(|i| i.condition != "digest")
     );
+    drop(store);
+    drop_database(&url);
+}
+
+/// Drops the scratch database (closing the store's connection by force).
+fn drop_database(url: &str) {
+    let name = url.rsplit_once('/').unwrap().1.to_owned();
+    let admin = Interop::require()
+        .str("postgres.url")
+        .expect("postgres.url in env.json")
+        .to_owned();
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        c.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .unwrap();
+    })
+    .join()
+    .unwrap();
 }
