@@ -9,7 +9,7 @@ use super::{
 };
 
 /// The newest schema version this program knows.
-pub const CURRENT_VERSION: i64 = 8;
+pub const CURRENT_VERSION: i64 = 9;
 
 /// Checks older than this are deleted (the domain's latest check is always kept).
 pub const HISTORY_RETENTION_SECS: i64 = 90 * 86_400;
@@ -41,6 +41,7 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0007_alert_detail.sql"),
     ),
     (8, include_str!("../../migrations/sqlite/0008_evidence.sql")),
+    (9, include_str!("../../migrations/sqlite/0009_digest.sql")),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -69,6 +70,7 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/postgres/0008_evidence.sql"),
     ),
+    (9, include_str!("../../migrations/postgres/0009_digest.sql")),
 ];
 
 /// Applies the missing migrations (in the open transaction).
