@@ -967,6 +967,21 @@ impl Store {
             .await
     }
 
+    /// [`Store::set_subscription_digest`] of the subscription (`domain`, `channel`,
+    /// `address`); `false` if there is none.
+    pub async fn set_digest_of(
+        &self,
+        domain: &str,
+        channel: &str,
+        address: &str,
+        on: bool,
+    ) -> Result<bool, StoreError> {
+        let (domain, channel, address) =
+            (domain.to_owned(), channel.to_owned(), address.to_owned());
+        self.tx(move |tx| outbox::set_digest_of(tx, &domain, &channel, &address, on))
+            .await
+    }
+
     /// The daily digest, if due at `now`: from `hour` o'clock UTC on, once per UTC day (for
     /// all instances on the database), one `digest` delivery per confirmed, unblocked
     /// subscription that opted in (`notify::digest` makes the bodies). Returns the

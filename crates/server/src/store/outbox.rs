@@ -827,6 +827,8 @@ fn alert_record(r: &Row) -> AlertRecord {
 }
 
 /// A domain's alerts for `audience`, newest first (the domain page's list, with evidence).
+/// Daily digests are not alerts: they are left out (the public page must not show that
+/// someone opted into a digest, nor let digests push real alerts out of the list).
 pub(crate) fn alerts_of_domain(
     tx: &mut dyn Tx,
     domain: &str,
@@ -836,7 +838,7 @@ pub(crate) fn alerts_of_domain(
     let rows = tx.query(
         &format!(
             "SELECT {ALERT_COLS} FROM alerts WHERE domain = $1 AND audience = $2 \
-             ORDER BY at DESC, id DESC LIMIT $3"
+             AND condition <> 'digest' ORDER BY at DESC, id DESC LIMIT $3"
         ),
         &[domain.into(), audience.into(), i64::from(limit).into()],
     )?;
@@ -1099,6 +1101,25 @@ pub(crate) fn set_subscription_digest(
     Ok(tx.exec(
         "UPDATE subscriptions SET digest = $2 WHERE id = $1",
         &[id.into(), i64::from(on).into()],
+    )? > 0)
+}
+
+/// Sets the digest flag of the subscription (`domain`, `channel`, `address`).
+pub(crate) fn set_digest_of(
+    tx: &mut dyn Tx,
+    domain: &str,
+    channel: &str,
+    address: &str,
+    on: bool,
+) -> Result<bool, StoreError> {
+    Ok(tx.exec(
+        "UPDATE subscriptions SET digest = $4 WHERE domain = $1 AND channel = $2 AND address = $3",
+        &[
+            domain.into(),
+            channel.into(),
+            address.into(),
+            i64::from(on).into(),
+        ],
     )? > 0)
 }
 
