@@ -319,6 +319,23 @@ fn audience_str(a: Audience) -> &'static str {
     }
 }
 
+/// The SQL expression (over `domains d`) from which a domain's blindness is measured: its
+/// last conclusive check (or, never checked conclusively, its addition), but not earlier
+/// than the confirmation of its oldest current subscription. A domain checked weeks ago and
+/// not watched since is not "blind" the minute someone subscribes to it: the clock starts
+/// when it is watched for them.
+fn blind_baseline_sql(dialect: Dialect) -> String {
+    let greatest = match dialect {
+        Dialect::Postgres => "GREATEST",
+        _ => "MAX",
+    };
+    format!(
+        "{greatest}(COALESCE(d.last_conclusive_at, d.added_at), COALESCE((SELECT MIN(s.confirmed_at) \
+           FROM subscriptions s WHERE s.domain = d.domain AND s.confirmed_at IS NOT NULL \
+           AND s.blocked = 0), 0))"
+    )
+}
+
 /// Steps the domain's incident state with the finished check and records the alerts and
 /// their deliveries. Runs in the check's transaction, before `domains.last_conclusive_at` is
 /// moved; or, with no check (`check_id` and `report` `None`), from the blindness sweep, as
@@ -340,7 +357,10 @@ pub(crate) fn record_alerts(
         )?;
     }
     let rows = tx.query(
-        "SELECT COALESCE(last_conclusive_at, added_at) FROM domains WHERE domain = $1",
+        &format!(
+            "SELECT {} FROM domains d WHERE d.domain = $1",
+            blind_baseline_sql(tx.dialect())
+        ),
         &[domain.into()],
     )?;
     let since = rows.first().and_then(|r| r.int(0)).unwrap_or(now);
@@ -485,10 +505,11 @@ pub(crate) fn sweep_blind(
     let rows = tx.query(
         &format!(
             "SELECT d.domain FROM domains d \
-             WHERE COALESCE(d.last_conclusive_at, d.added_at) <= $2 AND {} \
+             WHERE {} <= $2 AND {} \
                AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.domain = d.domain \
                  AND i.condition = 'blind' AND i.closed_at IS NULL AND i.last_alert_at > $3) \
              ORDER BY d.domain",
+            blind_baseline_sql(tx.dialect()),
             super::ops::watched_sql("$1")
         ),
         &[now.into(), cutoff.into(), quiet.into()],
