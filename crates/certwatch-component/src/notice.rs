@@ -36,6 +36,9 @@ impl Notice {
 
     /// The one-line verdict: `ALERT example.org: mismatch`, `RECOVERED ...`, `STILL ...`.
     pub fn title(&self) -> String {
+        if self.condition == "digest" {
+            return format!("DIGEST {}: certwatch is watching", self.domain);
+        }
         let what = match self.kind.as_str() {
             "recovered" => "RECOVERED",
             "reminder" => "STILL",
@@ -47,6 +50,9 @@ impl Notice {
     /// A sentence on the condition.
     pub fn summary(&self) -> String {
         let d = &self.domain;
+        if self.condition == "digest" {
+            return format!("Daily digest: certwatch is alive and watching {d}.");
+        }
         if self.kind == "recovered" {
             return format!(
                 "The {} condition of {d} has ended: the last conclusive check no longer shows it.",
@@ -73,7 +79,7 @@ impl Notice {
 
     /// What the operator should do.
     pub fn advice(&self) -> &'static str {
-        if self.kind == "recovered" {
+        if self.kind == "recovered" || self.condition == "digest" {
             return "Nothing to do; check the evidence if the incident was unexpected.";
         }
         match self.condition.as_str() {
@@ -267,6 +273,12 @@ mod tests {
         assert_eq!(ok.title(), "RECOVERED example.org: mismatch");
         assert!(ok.summary().contains("has ended"));
         assert!(ok.chat_text().contains("What to do: Nothing to do"));
+        let digest = Notice {
+            condition: "digest".into(),
+            ..notice()
+        };
+        assert_eq!(digest.title(), "DIGEST example.org: certwatch is watching");
+        assert!(digest.chat_text().contains("What to do: Nothing to do"));
         let blind = Notice {
             condition: "blind".into(),
             ..notice()

@@ -977,6 +977,16 @@ impl Config {
             num("circuits_per_minute", &|l| l.circuits_per_minute, 6, 1, 600)?;
         let workers = num("workers", &|l| l.workers, 4, 1, 256)?;
         let confirm = num("confirm", &|l| l.confirm, 3, 0, 16)?;
+        // Issue 9: a mismatch alerts only after at least 3 distinct exits (and a direct
+        // probe) confirm it. Fewer only in test set-ups.
+        let tests_only = pick(layers, |l| l.allow_private_targets).is_some_and(|p| p.value);
+        if via == Via::Tor && confirm < 3 && !tests_only {
+            return Err(invalid(
+                "confirm",
+                Source::Default,
+                "must be at least 3 with via = tor (a mismatch is confirmed through at least 3 distinct exits before it alerts)".into(),
+            ));
+        }
         let setup_lines_min_vantages = num(
             "setup_lines_min_vantages",
             &|l| l.setup_lines_min_vantages,

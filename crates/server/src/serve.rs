@@ -98,7 +98,8 @@ pub async fn run_with(
         .transpose()?;
     let config = Arc::new(config);
     let wake = Arc::new(Notify::new());
-    // The site's subscribe forms and API use the same clients as the worker.
+    // The site offers webhook subscriptions (challenge through the same guarded client)
+    // and, with a relay, email subscriptions (double opt-in).
     let mut state = AppState::new(
         store.clone(),
         config.clone(),
@@ -132,6 +133,7 @@ pub async fn run_with(
         store.clone(),
         clock.clone(),
         worker::SWEEP_INTERVAL,
+        config.digest_hour,
         stop_rx.clone(),
     ));
     // XMPP notifications (issue 10): the component link and its outbox loop, if configured.

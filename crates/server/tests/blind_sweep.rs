@@ -206,3 +206,44 @@ async fn failing_probes_and_the_sweep_raise_one_blind_alert_then_recovered() {
     );
     s.stop().await;
 }
+
+/// A domain checked weeks ago and not watched since is not `blind` the minute someone
+/// subscribes: blindness is measured from the subscription's confirmation, then from the
+/// checks.
+#[tokio::test]
+async fn blindness_of_a_newly_watched_domain_counts_from_the_subscription() {
+    use certwatch_server::store::Spacing;
+    let t0 = T0 as i64;
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    // An on-demand check weeks ago, conclusive (`match`), and nobody subscribed.
+    store.request_check(DOMAIN, t0).await.unwrap();
+    let jobs = store.claim_due("w", t0, 60, 1).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    let spacing = Spacing {
+        interval: 900,
+        jitter: 0,
+    };
+    store
+        .finish(&jobs[0], "w", t0 + 5, Ok(report(DOMAIN)), spacing)
+        .await
+        .unwrap();
+    // Thirty days later a subscriber confirms.
+    let t1 = t0 + 30 * 86_400;
+    assert!(
+        store
+            .add_subscription(DOMAIN, "webhook", "https://hooks.example/x", t1)
+            .await
+            .unwrap()
+    );
+    let blind_after = store.alert_policy().blind_after;
+    // The sweep a minute later, and just before the threshold: nothing.
+    assert_eq!(store.sweep_blind(t1 + 60).await.unwrap(), 0);
+    assert_eq!(store.sweep_blind(t1 + blind_after - 1).await.unwrap(), 0);
+    assert!(store.incidents(DOMAIN, 10).await.unwrap().is_empty());
+    // No conclusive check for blind_after since the subscription: blind, one delivery.
+    assert_eq!(store.sweep_blind(t1 + blind_after).await.unwrap(), 1);
+    let incidents = store.incidents(DOMAIN, 10).await.unwrap();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].condition, "blind");
+    assert_eq!(incidents[0].opened_at, t1 + blind_after);
+}

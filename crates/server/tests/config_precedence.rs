@@ -194,6 +194,31 @@ fn bad_values_name_their_source() {
     assert!(err(&[], &[("CERTWATCH_EXPIRE_DAYS", "ten")]).contains("CERTWATCH_EXPIRE_DAYS"));
     assert!(err(&["--interval", "5"], &[]).contains("at least 60"));
     assert!(err(&["--interval", "fortnight"], &[]).contains("--interval"));
+    // Shorter intervals, and fewer than 3 confirmation exits over Tor, only in test set-ups.
+    assert!(err(&["--interval", "4s", "--allow-private-targets"], &[]).contains("at least 5"));
+    assert!(err(&["--via", "tor", "--confirm", "2"], &[]).contains("at least 3"));
+    let ok = |args: &[&str]| {
+        let mut a = vec!["certwatch-server"];
+        a.extend_from_slice(args);
+        Config::load(a, &env(&[])).unwrap()
+    };
+    assert_eq!(
+        ok(&[
+            "--interval",
+            "5s",
+            "--jitter",
+            "1s",
+            "--allow-private-targets"
+        ])
+        .interval
+        .as_secs(),
+        5
+    );
+    assert_eq!(ok(&["--via", "direct", "--confirm", "0"]).confirm, 0);
+    assert_eq!(
+        ok(&["--via", "tor", "--confirm", "0", "--allow-private-targets"]).confirm,
+        0
+    );
     assert!(err(&["--via", "http://proxy:1"], &[]).contains("--via"));
     assert!(err(&["--via", "direct", "--tor-config", "/x"], &[]).contains("tor"));
     assert!(err(&["--circuits-per-minute", "0"], &[]).contains("out of range"));

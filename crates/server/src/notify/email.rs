@@ -205,6 +205,17 @@ impl EmailSender {
         let base = public_url.trim_end_matches('/');
         let unsubscribe = unsubscribe_link(public_url, unsubscribe_token);
         let a = &d.alert;
+        if super::digest::is_digest(d) {
+            let (subject, body) = super::digest::email_text(d, public_url, unsubscribe_token);
+            let mut message = self.message(&d.address, subject, body, now)?;
+            message
+                .headers_mut()
+                .insert_raw(lettre::message::header::HeaderValue::new(
+                    lettre::message::header::HeaderName::new_from_ascii_str("X-Certwatch-Delivery"),
+                    d.id.clone(),
+                ));
+            return Ok(message);
+        }
         let what = match a.condition.as_str() {
             "mismatch" => "a key that is not in its DANE TLSA records (interception)",
             "bogus" => "DNSSEC records that do not validate (bogus)",
@@ -320,13 +331,16 @@ pub async fn run_email_once(
         let token = store
             .unsubscribe_token(&d.alert.domain, &d.channel, &d.address)
             .await?;
+        super::worker::failpoint("before-send", &d.id).await;
         let result = match sender.alert_message(&d, public_url, &token, now) {
             Ok(m) => sender.send(m).await,
             Err(e) => Err(e),
         };
         match result {
             Ok(()) => {
+                super::worker::failpoint("after-send", &d.id).await;
                 store.mark_delivered(&d.id, now).await?;
+                super::worker::failpoint("after-commit", &d.id).await;
                 pass.delivered += 1;
             }
             Err(e) => {

@@ -164,6 +164,9 @@ pub fn verify_signature(secret: &[u8], body: &[u8], header: &str) -> bool {
 /// slash) makes the links: `evidence_url` is the alert's signed evidence bundle (`null`
 /// when its check made none, as for `blind`), `evidence_key_url` the key that verifies it.
 pub fn alert_body(d: &Delivery, public_url: &str) -> Vec<u8> {
+    if super::digest::is_digest(d) {
+        return super::digest::webhook_body(d, public_url);
+    }
     let base = public_url.trim_end_matches('/');
     let evidence_url = d
         .alert
@@ -519,13 +522,16 @@ pub async fn run_outbox_once(
             .await?
             .and_then(|s| hex::decode(s.trim()).ok())
             .filter(|s| s.len() >= 16);
+        super::worker::failpoint("before-send", &d.id).await;
         let result = match secret {
             Some(secret) => client.deliver(&d, &secret, public_url).await,
             None => Err(WebhookError::NoSecret(d.subscription_id)),
         };
         match result {
             Ok(()) => {
+                super::worker::failpoint("after-send", &d.id).await;
                 store.mark_delivered(&d.id, now).await?;
+                super::worker::failpoint("after-commit", &d.id).await;
                 pass.delivered += 1;
             }
             Err(e) => {

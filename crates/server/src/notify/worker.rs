@@ -130,23 +130,31 @@ pub async fn run(
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The periodic sweeps until `stop` turns `true`: every `every` (normally
-/// [`SWEEP_INTERVAL`]), [`Store::sweep_blind`] at the injected clock's time, so that a
+/// [`SWEEP_INTERVAL`]), at the injected clock's time, [`Store::sweep_blind`] (so that a
 /// watched domain without a conclusive check for `blind_after` raises `blind` even when no
-/// check finishes (a stuck scheduler, probes that hang).
+/// check finishes: a stuck scheduler, probes that hang), then [`Store::daily_digest`] at
+/// `digest_hour` (UTC; once a day for all instances).
 pub async fn run_sweeps(
     store: Store,
     clock: Arc<dyn Clock>,
     every: Duration,
+    digest_hour: u32,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
         if *stop.borrow() {
             return;
         }
-        match store.sweep_blind(now(clock.as_ref())).await {
+        let at = now(clock.as_ref());
+        match store.sweep_blind(at).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deliveries = n, "blindness sweep raised alerts"),
             Err(e) => tracing::warn!(error = %e, "blindness sweep failed"),
+        }
+        match store.daily_digest(at, digest_hour).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "daily digest queued"),
+            Err(e) => tracing::warn!(error = %e, "daily digest failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -154,3 +162,35 @@ pub async fn run_sweeps(
         }
     }
 }
+
+/// Crash points for the kill -9 tests (cargo feature `failpoints`, enabled by `interop`):
+/// with `CERTWATCH_FAILPOINT=before-send|after-send|after-commit` and
+/// `CERTWATCH_FAILPOINT_FILE=PATH` in the environment, the first delivery that reaches the
+/// named point has its id written to PATH (atomically: a temporary file, then a rename),
+/// and the worker then waits forever there, so that the test can kill the process at
+/// exactly that point. `before-send`: claimed, nothing sent; `after-send`: the receiver
+/// answered 2xx, not yet marked delivered; `after-commit`: marked delivered. Without the
+/// feature this does nothing.
+#[cfg(feature = "failpoints")]
+pub(crate) async fn failpoint(point: &str, delivery_id: &str) {
+    let Ok(wanted) = std::env::var("CERTWATCH_FAILPOINT") else {
+        return;
+    };
+    if wanted.trim() != point {
+        return;
+    }
+    let Ok(path) = std::env::var("CERTWATCH_FAILPOINT_FILE") else {
+        return;
+    };
+    let tmp = format!("{path}.tmp");
+    if let Err(e) = std::fs::write(&tmp, delivery_id).and_then(|()| std::fs::rename(&tmp, &path)) {
+        tracing::error!(error = %e, "failpoint {point}: cannot write {path}");
+    }
+    tracing::warn!(delivery = %delivery_id, "failpoint {point} reached: waiting forever");
+    std::future::pending::<()>().await;
+}
+
+/// Crash points for the kill -9 tests: compiled out without the `failpoints` feature.
+#[cfg(not(feature = "failpoints"))]
+#[inline]
+pub(crate) async fn failpoint(_point: &str, _delivery_id: &str) {}

@@ -962,6 +962,38 @@ impl Store {
         self.tx(move |tx| outbox::heartbeat(tx, now)).await
     }
 
+    /// Turns the optional daily digest of subscription `id` on or off (opt-in; off by
+    /// default). `false` if there is no such subscription.
+    pub async fn set_subscription_digest(&self, id: i64, on: bool) -> Result<bool, StoreError> {
+        self.tx(move |tx| outbox::set_subscription_digest(tx, id, on))
+            .await
+    }
+
+    /// [`Store::set_subscription_digest`] of the subscription (`domain`, `channel`,
+    /// `address`); `false` if there is none.
+    pub async fn set_digest_of(
+        &self,
+        domain: &str,
+        channel: &str,
+        address: &str,
+        on: bool,
+    ) -> Result<bool, StoreError> {
+        let (domain, channel, address) =
+            (domain.to_owned(), channel.to_owned(), address.to_owned());
+        self.tx(move |tx| outbox::set_digest_of(tx, &domain, &channel, &address, on))
+            .await
+    }
+
+    /// The daily digest, if due at `now`: from `hour` o'clock UTC on, once per UTC day (for
+    /// all instances on the database), one `digest` delivery per confirmed, unblocked
+    /// subscription that opted in (`notify::digest` makes the bodies). Returns the
+    /// deliveries made (0: not due, or already sent today).
+    pub async fn daily_digest(&self, now: i64, hour: u32) -> Result<u64, StoreError> {
+        let random = self.random.clone();
+        self.tx(move |tx| outbox::daily_digest(tx, now, hour, random.as_ref()))
+            .await
+    }
+
     /// Replaces the administrator's contacts (from the configuration, at start): admin
     /// notices (hostile exits, deliveries failed for good) get one delivery per contact
     /// through the outbox, with the pseudo-subscription ids [`ADMIN_EMAIL_SUBSCRIPTION`] and

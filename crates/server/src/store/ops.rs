@@ -41,6 +41,7 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0007_alert_detail.sql"),
     ),
     (8, include_str!("../../migrations/sqlite/0008_evidence.sql")),
+    (9, include_str!("../../migrations/sqlite/0009_digest.sql")),
     (10, include_str!("../../migrations/sqlite/0010_xmpp.sql")),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
@@ -70,6 +71,7 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/postgres/0008_evidence.sql"),
     ),
+    (9, include_str!("../../migrations/postgres/0009_digest.sql")),
     (10, include_str!("../../migrations/postgres/0010_xmpp.sql")),
 ];
 

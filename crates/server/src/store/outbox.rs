@@ -319,6 +319,23 @@ fn audience_str(a: Audience) -> &'static str {
     }
 }
 
+/// The SQL expression (over `domains d`) from which a domain's blindness is measured: its
+/// last conclusive check (or, never checked conclusively, its addition), but not earlier
+/// than the confirmation of its oldest current subscription. A domain checked weeks ago and
+/// not watched since is not "blind" the minute someone subscribes to it: the clock starts
+/// when it is watched for them.
+fn blind_baseline_sql(dialect: Dialect) -> String {
+    let greatest = match dialect {
+        Dialect::Postgres => "GREATEST",
+        _ => "MAX",
+    };
+    format!(
+        "{greatest}(COALESCE(d.last_conclusive_at, d.added_at), COALESCE((SELECT MIN(s.confirmed_at) \
+           FROM subscriptions s WHERE s.domain = d.domain AND s.confirmed_at IS NOT NULL \
+           AND s.blocked = 0), 0))"
+    )
+}
+
 /// Steps the domain's incident state with the finished check and records the alerts and
 /// their deliveries. Runs in the check's transaction, before `domains.last_conclusive_at` is
 /// moved; or, with no check (`check_id` and `report` `None`), from the blindness sweep, as
@@ -340,7 +357,10 @@ pub(crate) fn record_alerts(
         )?;
     }
     let rows = tx.query(
-        "SELECT COALESCE(last_conclusive_at, added_at) FROM domains WHERE domain = $1",
+        &format!(
+            "SELECT {} FROM domains d WHERE d.domain = $1",
+            blind_baseline_sql(tx.dialect())
+        ),
         &[domain.into()],
     )?;
     let since = rows.first().and_then(|r| r.int(0)).unwrap_or(now);
@@ -479,13 +499,20 @@ pub(crate) fn sweep_blind(
     random: &dyn Random,
 ) -> Result<u64, StoreError> {
     let cutoff = now.saturating_sub(policy.blind_after);
+    // Domains whose blind incident is open and was alerted within remind_after have nothing
+    // to step (no reminder due): skipped, so a long outage of many domains costs little.
+    let quiet = now.saturating_sub(policy.remind_after);
     let rows = tx.query(
         &format!(
             "SELECT d.domain FROM domains d \
-             WHERE COALESCE(d.last_conclusive_at, d.added_at) <= $2 AND {} ORDER BY d.domain",
+             WHERE {} <= $2 AND {} \
+               AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.domain = d.domain \
+                 AND i.condition = 'blind' AND i.closed_at IS NULL AND i.last_alert_at > $3) \
+             ORDER BY d.domain",
+            blind_baseline_sql(tx.dialect()),
             super::ops::watched_sql("$1")
         ),
-        &[now.into(), cutoff.into()],
+        &[now.into(), cutoff.into(), quiet.into()],
     )?;
     let mut created = 0u64;
     for r in &rows {
@@ -821,6 +848,8 @@ fn alert_record(r: &Row) -> AlertRecord {
 }
 
 /// A domain's alerts for `audience`, newest first (the domain page's list, with evidence).
+/// Daily digests are not alerts: they are left out (the public page must not show that
+/// someone opted into a digest, nor let digests push real alerts out of the list).
 pub(crate) fn alerts_of_domain(
     tx: &mut dyn Tx,
     domain: &str,
@@ -830,7 +859,7 @@ pub(crate) fn alerts_of_domain(
     let rows = tx.query(
         &format!(
             "SELECT {ALERT_COLS} FROM alerts WHERE domain = $1 AND audience = $2 \
-             ORDER BY at DESC, id DESC LIMIT $3"
+             AND condition <> 'digest' ORDER BY at DESC, id DESC LIMIT $3"
         ),
         &[domain.into(), audience.into(), i64::from(limit).into()],
     )?;
@@ -851,7 +880,7 @@ pub(crate) fn link_evidence(
     Ok(())
 }
 
-/// A domain's incidents, newest first.
+/// A domain's incidents, newest first (not the digests' carrier rows).
 pub(crate) fn incidents(
     tx: &mut dyn Tx,
     domain: &str,
@@ -859,7 +888,7 @@ pub(crate) fn incidents(
 ) -> Result<Vec<IncidentRecord>, StoreError> {
     let rows = tx.query(
         "SELECT id, domain, condition, opened_at, last_alert_at, closed_at FROM incidents \
-         WHERE domain = $1 ORDER BY id DESC LIMIT $2",
+         WHERE domain = $1 AND condition <> 'digest' ORDER BY id DESC LIMIT $2",
         &[domain.into(), i64::from(limit).into()],
     )?;
     Ok(rows
@@ -1081,4 +1110,145 @@ pub(crate) fn set_unsubscribe_token_hash(
         &[domain.into(), channel.into(), address.into(), hash.into()],
     )?;
     Ok(n > 0)
+}
+
+/// Turns the daily digest of subscription `id` on or off; `false` if there is no such
+/// subscription.
+pub(crate) fn set_subscription_digest(
+    tx: &mut dyn Tx,
+    id: i64,
+    on: bool,
+) -> Result<bool, StoreError> {
+    Ok(tx.exec(
+        "UPDATE subscriptions SET digest = $2 WHERE id = $1",
+        &[id.into(), i64::from(on).into()],
+    )? > 0)
+}
+
+/// Sets the digest flag of the subscription (`domain`, `channel`, `address`).
+pub(crate) fn set_digest_of(
+    tx: &mut dyn Tx,
+    domain: &str,
+    channel: &str,
+    address: &str,
+    on: bool,
+) -> Result<bool, StoreError> {
+    Ok(tx.exec(
+        "UPDATE subscriptions SET digest = $4 WHERE domain = $1 AND channel = $2 AND address = $3",
+        &[
+            domain.into(),
+            channel.into(),
+            address.into(),
+            i64::from(on).into(),
+        ],
+    )? > 0)
+}
+
+/// The daily digest at `now` if it is due: from `hour` (UTC) on, once per UTC day for all
+/// instances (a compare-and-set on `settings.digest_day`). For each domain with a confirmed,
+/// unblocked subscription that opted in: one `digest` alert (carried by a closed `digest`
+/// incident row, which [`incidents`] does not list; its `detail` is the digest as JSON, see
+/// `notify::digest`) and one delivery per such subscription. Returns the deliveries made.
+pub(crate) fn daily_digest(
+    tx: &mut dyn Tx,
+    now: i64,
+    hour: u32,
+    random: &dyn Random,
+) -> Result<u64, StoreError> {
+    let day = now.div_euclid(86_400);
+    if now.rem_euclid(86_400) < i64::from(hour) * 3600 {
+        return Ok(0);
+    }
+    let ignore = match tx.dialect() {
+        Dialect::Sqlite => "INSERT OR IGNORE INTO settings (key, value) VALUES ('digest_day', '')",
+        Dialect::Postgres => {
+            "INSERT INTO settings (key, value) VALUES ('digest_day', '') ON CONFLICT (key) DO NOTHING"
+        }
+    };
+    tx.exec(ignore, &[])?;
+    let today = day.to_string();
+    // The compare-and-set: only the transaction that moves the day sends (PostgreSQL: a
+    // concurrent UPDATE waits for this one, then finds the day already set).
+    let won = tx.exec(
+        "UPDATE settings SET value = $1 WHERE key = 'digest_day' AND value <> $1",
+        &[today.as_str().into()],
+    )?;
+    if won == 0 {
+        return Ok(0);
+    }
+    let subs = tx.query(
+        "SELECT id, domain, channel, address FROM subscriptions \
+         WHERE digest = 1 AND confirmed_at IS NOT NULL AND blocked = 0 ORDER BY domain, id",
+        &[],
+    )?;
+    let mut by_domain: BTreeMap<String, Vec<(i64, String, String)>> = BTreeMap::new();
+    for r in &subs {
+        by_domain
+            .entry(r.text(1).unwrap_or_default())
+            .or_default()
+            .push((
+                r.int(0).unwrap_or(0),
+                r.text(2).unwrap_or_default(),
+                r.text(3).unwrap_or_default(),
+            ));
+    }
+    let mut created = 0u64;
+    for (domain, subs) in by_domain {
+        let checks = tx.query(
+            "SELECT COUNT(*) FROM checks WHERE domain = $1 AND finished_at > $2",
+            &[domain.as_str().into(), now.saturating_sub(86_400).into()],
+        )?;
+        let last = tx.query(
+            "SELECT last_verdict, last_checked_at, last_conclusive_at FROM domains WHERE domain = $1",
+            &[domain.as_str().into()],
+        )?;
+        let open = tx.query(
+            "SELECT condition, opened_at FROM incidents \
+             WHERE domain = $1 AND closed_at IS NULL ORDER BY id",
+            &[domain.as_str().into()],
+        )?;
+        let l = last.first();
+        let detail = serde_json::json!({
+            "checks_24h": checks.first().and_then(|r| r.int(0)).unwrap_or(0),
+            "last_verdict": l.and_then(|r| r.text(0)),
+            "last_checked_at": l.and_then(|r| r.int(1)),
+            "last_conclusive_at": l.and_then(|r| r.int(2)),
+            "open_incidents": open
+                .iter()
+                .map(|r| serde_json::json!({
+                    "condition": r.text(0).unwrap_or_default(),
+                    "opened_at": r.int(1),
+                }))
+                .collect::<Vec<_>>(),
+        })
+        .to_string();
+        let incident = tx.query(
+            "INSERT INTO incidents (domain, condition, opened_at, last_alert_at, closed_at) \
+             VALUES ($1, 'digest', $2, $2, $2) RETURNING id",
+            &[domain.as_str().into(), now.into()],
+        )?;
+        let incident_id = incident
+            .first()
+            .and_then(|r| r.int(0))
+            .ok_or_else(|| StoreError::Database("INSERT INTO incidents returned no id".into()))?;
+        let alert = tx.query(
+            "INSERT INTO alerts (incident_id, domain, condition, kind, audience, opened_at, at, check_id, detail) \
+             VALUES ($1, $2, 'digest', 'digest', 'subscribers', $3, $3, NULL, $4) RETURNING id",
+            &[
+                incident_id.into(),
+                domain.as_str().into(),
+                now.into(),
+                detail.into(),
+            ],
+        )?;
+        let alert_id = alert
+            .first()
+            .and_then(|r| r.int(0))
+            .ok_or_else(|| StoreError::Database("INSERT INTO alerts returned no id".into()))?;
+        for (id, channel, address) in subs {
+            insert_delivery(tx, random, alert_id, id, &channel, &address, now)?;
+            created += 1;
+        }
+    }
+    Ok(created)
 }

@@ -158,7 +158,7 @@ fn xmpp_subscriptions_of(
 fn last_alert(tx: &mut dyn Tx, domain: &str) -> Result<Option<AlertRecord>, StoreError> {
     let rows = tx.query(
         "SELECT id, incident_id, domain, condition, kind, audience, opened_at, at, check_id, detail, \
-         evidence_id FROM alerts WHERE domain = $1 AND audience = 'subscribers' \
+         evidence_id FROM alerts WHERE domain = $1 AND audience = 'subscribers' AND condition <> 'digest' \
          ORDER BY at DESC, id DESC LIMIT 1",
         &[domain.into()],
     )?;
@@ -204,7 +204,8 @@ impl Store {
             .await
     }
 
-    /// The newest subscribers' alert of `domain` (the last item of its node).
+    /// The newest subscribers' alert of `domain` (the last item of its node); daily digests
+    /// (condition `digest`, schema version 9) are not items.
     pub async fn xmpp_last_alert(&self, domain: &str) -> Result<Option<AlertRecord>, StoreError> {
         let domain = domain.to_owned();
         self.tx(move |tx| last_alert(tx, &domain)).await

@@ -392,6 +392,7 @@ pub async fn subscribe(
     raw_domain: &str,
     email: Option<&str>,
     url: Option<&str>,
+    digest: bool,
 ) -> Result<Outcome, SubscribeError> {
     let domain = normalise_domain(raw_domain).map_err(|e| match e {
         StoreError::InvalidDomain { reason, .. } => SubscribeError::InvalidDomain {
@@ -441,25 +442,35 @@ pub async fn subscribe(
         )));
     }
     match target {
-        Target::Email(address) => Ok(email_request(web, domain, address, now)),
-        Target::Webhook(url) => webhook_request(web, domain, url, &existing, now).await,
+        Target::Email(address) => Ok(email_request(web, domain, address, now, digest)),
+        Target::Webhook(url) => webhook_request(web, domain, url, &existing, now, digest).await,
     }
 }
 
 /// Records the opt-in subscription and sends the confirmation mail in the background: the
 /// answer must not depend on whether the address was already subscribed, neither in its
-/// words nor in its timing. A failure is logged.
-fn email_request(web: &Shared, domain: String, address: String, now: i64) -> Outcome {
+/// words nor in its timing. A failure is logged. The daily-digest choice is recorded only
+/// for a new (or renewed, still unconfirmed) opt-in: nobody can change a confirmed
+/// subscriber's choice by subscribing the address again.
+fn email_request(web: &Shared, domain: String, address: String, now: i64, digest: bool) -> Outcome {
     if let Some(sender) = web.app.email.clone() {
         let store = web.app.store.clone();
         let public_url = web.settings.public_url.clone();
         let (d, a) = (domain.clone(), address.clone());
         tokio::spawn(async move {
-            if let Err(e) = sender
+            match sender
                 .subscribe(&store, &d, &a, now, CONFIRM_TTL_SECS, &public_url)
                 .await
             {
-                tracing::warn!(domain = %d, error = %e, "email subscription: confirmation not sent");
+                Ok(true) => {
+                    if let Err(e) = store.set_digest_of(&d, "email", &a, digest).await {
+                        tracing::warn!(domain = %d, error = %e, "email subscription: digest choice not recorded");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(domain = %d, error = %e, "email subscription: confirmation not sent");
+                }
             }
         });
     }
@@ -472,6 +483,7 @@ async fn webhook_request(
     url: String,
     existing: &[Subscription],
     now: i64,
+    digest: bool,
 ) -> Result<Outcome, SubscribeError> {
     let Some(client) = web.app.webhooks.clone() else {
         return Err(SubscribeError::NotConfigured("webhook"));
@@ -486,6 +498,8 @@ async fn webhook_request(
             // Say so only to whoever controls the URL: the same challenge first (under a
             // throw-away secret), and the same failure as for a new URL.
             run_challenge(&client, &url, &secret).await?;
+            // Whoever answered the challenge controls the URL: their digest choice holds.
+            store.set_subscription_digest(s.id, digest).await?;
             let unsubscribe_token = store
                 .enable_unsubscribe_token(&domain, "webhook", &url)
                 .await?;
@@ -510,6 +524,7 @@ async fn webhook_request(
         store.remove_subscription(&domain, "webhook", &url).await?;
         return Err(e);
     }
+    store.set_subscription_digest(id, digest).await?;
     store.confirm_subscription(id, web.now()).await?;
     let unsubscribe_token = store
         .enable_unsubscribe_token(&domain, "webhook", &url)
@@ -579,6 +594,12 @@ pub fn section(domain: &str, csrf: &str, channels: Channels) -> Markup {
                                     "Every message has an unsubscribe link that deletes your address."
                                 }
                             }
+                            div class="field" {
+                                label {
+                                    input type="checkbox" name="digest" value="on";
+                                    " Also a daily digest: one message a day saying the monitor is alive, with the day's checks"
+                                }
+                            }
                             button type="submit" { "Subscribe by email" }
                         }
                     } @else {
@@ -599,6 +620,12 @@ pub fn section(domain: &str, csrf: &str, channels: Channels) -> Markup {
                                 p id="webhook-hint" class="hint" {
                                     "The URL must answer a signed challenge before anything is sent; then you see its secret, once. "
                                     a href="/docs/webhooks" { "How webhooks work" } "."
+                                }
+                            }
+                            div class="field" {
+                                label {
+                                    input type="checkbox" name="digest" value="on";
+                                    " Also a daily digest: one message a day saying the monitor is alive, with the day's checks"
                                 }
                             }
                             button type="submit" { "Subscribe the webhook" }
@@ -677,6 +704,9 @@ pub struct SubscribeForm {
     /// A webhook URL.
     #[serde(default)]
     pub webhook_url: Option<String>,
+    /// The daily-digest checkbox (`on` when ticked).
+    #[serde(default)]
+    pub digest: Option<String>,
     /// The CSRF token.
     #[serde(default)]
     pub csrf: Option<String>,
@@ -707,6 +737,9 @@ pub async fn subscribe_submit(
         &raw,
         form.email.as_deref(),
         form.webhook_url.as_deref(),
+        form.digest
+            .as_deref()
+            .is_some_and(|v| matches!(v, "on" | "1" | "true")),
     )
     .await
     {
@@ -1071,6 +1104,9 @@ pub struct SubscriptionRequest {
     /// A webhook URL (challenge).
     #[serde(default)]
     pub webhook_url: Option<String>,
+    /// Also a daily digest (default `false`).
+    #[serde(default)]
+    pub digest: bool,
 }
 
 /// The body of `POST /api/v1/subscriptions/unsubscribe`.
@@ -1148,6 +1184,7 @@ pub async fn api_subscribe(
         &request.domain,
         request.email.as_deref(),
         request.webhook_url.as_deref(),
+        request.digest,
     )
     .await
     {

@@ -1,0 +1,260 @@
+//! Crash safety of the outbox in the real binary (issue 9): the service is killed with
+//! SIGKILL at each crash point of the webhook worker (`before-send`, `after-send`,
+//! `after-commit`; cargo feature `failpoints`, on with `interop`), restarted without the
+//! failpoint, and the subscriber's receiver must have the alert at least once, every
+//! receipt under the same `X-Certwatch-Delivery` id (after the commit: exactly once).
+//!
+//! No external service: the watched domain's checks go to a local DNS "resolver" that never
+//! answers, so they fail; with `blind_after = 1s` the blindness sweep raises a `blind` alert
+//! at start, delivered to a webhook receiver in this process on 127.0.0.1
+//! (`--allow-private-targets`).
+#![cfg(feature = "interop")]
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use certwatch_server::notify::webhook::{DELIVERY_HEADER, SIGNATURE_HEADER, verify_signature};
+use certwatch_server::store::Store;
+
+const SECRET: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// A DNS server that never answers (UDP and TCP on one port); kept open by the test.
+struct SilentResolver {
+    _udp: UdpSocket,
+    _tcp: TcpListener,
+    port: u16,
+}
+
+fn silent_resolver() -> SilentResolver {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)) {
+            return SilentResolver {
+                _udp: udp,
+                _tcp: tcp,
+                port,
+            };
+        }
+    }
+    panic!("no free port for both UDP and TCP");
+}
+
+/// The delivery id of every POST whose signature verifies (others are recorded as "bad").
+#[derive(Default)]
+struct Receiver {
+    ids: Mutex<Vec<String>>,
+}
+
+async fn hook(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let ok = verify_signature(&hex::decode(SECRET).unwrap(), &body, &h(SIGNATURE_HEADER));
+    r.ids
+        .lock()
+        .unwrap()
+        .push(if ok { h(DELIVERY_HEADER) } else { "bad".into() });
+    StatusCode::OK
+}
+
+async fn receiver() -> (SocketAddr, Arc<Receiver>) {
+    let r = Arc::new(Receiver::default());
+    let app = Router::new()
+        .route("/hook", post(hook))
+        .with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, r)
+}
+
+/// A private copy of the binary (the shared target directory's copy may be replaced by
+/// another build while the test runs), checked to be this source's (it has the outbox
+/// flags).
+fn binary(dir: &Path) -> std::path::PathBuf {
+    let copy = dir.join("certwatch-server");
+    std::fs::copy(env!("CARGO_BIN_EXE_certwatch-server"), &copy).unwrap();
+    let help = Command::new(&copy).arg("--help").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("--outbox-lease"),
+        "{} is not this source's build (no --outbox-lease); rebuild and rerun",
+        env!("CARGO_BIN_EXE_certwatch-server")
+    );
+    copy
+}
+
+fn start(bin: &Path, db: &str, resolver: u16, failpoint: Option<(&str, &Path)>) -> Child {
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        db,
+        "--via",
+        "direct",
+        "--resolver",
+        &format!("127.0.0.1:{resolver}"),
+        "--timeout",
+        "1s",
+        "--check-deadline",
+        "2s",
+        "--instance-id",
+        "crash-outbox",
+        "--allow-private-targets",
+        "--blind-after",
+        "1s",
+        "--outbox-interval",
+        "1s",
+        "--outbox-lease",
+        "3s",
+    ])
+    .env("CERTWATCH_LOG", "warn")
+    .env_remove("CERTWATCH_FAILPOINT")
+    .env_remove("CERTWATCH_FAILPOINT_FILE")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::inherit());
+    if let Some((point, file)) = failpoint {
+        cmd.env("CERTWATCH_FAILPOINT", point)
+            .env("CERTWATCH_FAILPOINT_FILE", file);
+    }
+    cmd.spawn().expect("start certwatch-server")
+}
+
+fn unix_now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+async fn wait_until(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !f().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn crash_at(point: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = binary(dir.path());
+    let url = format!("sqlite://{}", dir.path().join("cw.sqlite3").display());
+    let resolver = silent_resolver();
+    let (addr, receiver) = receiver().await;
+    let store = Store::open(&url).await.unwrap();
+    // A confirmed webhook subscriber of a domain added 100 s ago, never checked: blind.
+    let sub = store
+        .add_pending_subscription(
+            "example.org",
+            "webhook",
+            &format!("http://{addr}/hook"),
+            SECRET,
+            unix_now() - 100,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .confirm_subscription(sub, unix_now() - 100)
+            .await
+            .unwrap()
+    );
+
+    let file = dir.path().join("failpoint");
+    let mut server = start(&bin, &url, resolver.port, Some((point, &file)));
+    wait_until(&format!("the failpoint {point}"), async || file.exists()).await;
+    server.kill().unwrap(); // SIGKILL, at exactly that point
+    server.wait().unwrap();
+    let id = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(id.len(), 32, "{id:?}");
+    let before = receiver.ids.lock().unwrap().clone();
+    match point {
+        "before-send" => assert!(before.is_empty(), "{before:?}"),
+        _ => assert_eq!(before, vec![id.clone()]),
+    }
+    let deliveries = store.deliveries_of("example.org", 10).await.unwrap();
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert_eq!(deliveries[0].id, id);
+    let committed = point == "after-commit";
+    assert_eq!(
+        deliveries[0].state,
+        if committed { "delivered" } else { "pending" }
+    );
+
+    // Restart without the failpoint: once the lease (3 s) expires an unfinished delivery is
+    // claimed again and sent with the same id; a committed one is not sent again.
+    let mut server = start(&bin, &url, resolver.port, None);
+    wait_until("the delivery", async || {
+        store.deliveries_of("example.org", 10).await.unwrap()[0].state == "delivered"
+    })
+    .await;
+    // Two more leases and worker passes: nothing else arrives.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let ids = receiver.ids.lock().unwrap().clone();
+    assert!(!ids.is_empty(), "{point}: the alert never arrived");
+    assert!(
+        ids.iter().all(|i| *i == id),
+        "{point}: receipts under other ids (or badly signed): {ids:?}, expected {id}"
+    );
+    if committed {
+        assert_eq!(ids.len(), 1, "after the commit nothing is re-sent: {ids:?}");
+    }
+    if point == "after-send" {
+        assert!(
+            ids.len() >= 2,
+            "sent, not committed: re-sent after the restart: {ids:?}"
+        );
+    }
+    let deliveries = store.deliveries_of("example.org", 10).await.unwrap();
+    assert_eq!(
+        deliveries.len(),
+        1,
+        "one delivery (one alert, one subscriber)"
+    );
+    assert_eq!(
+        (
+            deliveries[0].alert.condition.as_str(),
+            deliveries[0].alert.kind.as_str()
+        ),
+        ("blind", "opened")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_before_the_send_then_restart_sends_it_once_under_its_id() {
+    crash_at("before-send").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_the_send_before_the_commit_resends_the_same_id() {
+    crash_at("after-send").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_the_commit_sends_nothing_again() {
+    crash_at("after-commit").await;
+}
