@@ -619,3 +619,70 @@ async fn the_domain_page_shows_the_node_uri_when_xmpp_is_configured() {
     let without = page(None).await;
     assert!(!without.contains("xmpp:cw.xmpp.test"));
 }
+
+#[tokio::test]
+async fn the_admin_view_and_metrics_show_the_link_state() {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let token = "0123456789abcdef0123456789abcdef";
+    let web = certwatch_server::web::WebConfig {
+        admin_token_sha256: Some(hex::encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            token.as_bytes(),
+        ))),
+        ..certwatch_server::web::WebConfig::default()
+    };
+    let metrics = Arc::new(Metrics::new());
+    let state = certwatch_server::app::AppState::new(
+        Store::open("sqlite::memory:").await.unwrap(),
+        Arc::new(certwatch_server::config::Config::defaults()),
+        metrics.clone(),
+        Arc::new(TokioClock::starting_at(T0 as u64)),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let router = certwatch_server::web::router_with(state, &web).unwrap();
+    let admin = || async {
+        let request = axum::http::Request::builder()
+            .uri("/admin")
+            .header("authorization", format!("Bearer {token}"))
+            .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                40000,
+            ))))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    assert!(
+        admin()
+            .await
+            .contains("XMPP component link: not configured")
+    );
+    assert!(!metrics.render_prometheus().contains("certwatch_xmpp_link"));
+    metrics.xmpp_link.set(LinkState::Connecting, T0, None);
+    metrics
+        .xmpp_link
+        .set(LinkState::Down, T0 + 5, Some("connect refused".into()));
+    let page = admin().await;
+    assert!(
+        page.contains("XMPP component link: down since 2027-01-15T08:00:05Z (1 reconnects); last error: connect refused"),
+        "{page}"
+    );
+    metrics.xmpp_link.set(LinkState::Up, T0 + 60, None);
+    assert!(
+        admin()
+            .await
+            .contains("XMPP component link: up since 2027-01-15T08:01:00Z (1 reconnects)")
+    );
+    let text = metrics.render_prometheus();
+    assert!(text.contains("certwatch_xmpp_link_state{state=\"up\"} 1"));
+    assert!(text.contains("certwatch_xmpp_link_state{state=\"down\"} 0"));
+    assert!(text.contains(&format!(
+        "certwatch_xmpp_link_since_timestamp_seconds {}",
+        T0 + 60
+    )));
+    assert!(text.contains("certwatch_xmpp_link_reconnects_total 1"));
+}
