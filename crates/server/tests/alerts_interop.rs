@@ -30,7 +30,13 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use certwatch_component::xml::Element;
 use certwatch_testkit::{Interop, PrivateArtiConfig};
+
+mod support;
+use support::xmpp_client::{self, Client, body, password};
+
+const NS_EVENT: &str = "http://jabber.org/protocol/pubsub#event";
 
 /// A child process killed when the test ends, however it ends.
 struct Killed(Child);
@@ -396,7 +402,7 @@ impl Drop for Service {
     }
 }
 
-fn start_service(env: &Interop, dir: &Path, extra: &[&str]) -> Service {
+fn start_service(env: &Interop, dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Service {
     let port = free_port();
     let arti = env
         .private_arti_config()
@@ -423,6 +429,7 @@ fn start_service(env: &Interop, dir: &Path, extra: &[&str]) -> Service {
             ])
             .args(extra)
             .env("CERTWATCH_LOG", "info")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -742,6 +749,9 @@ fn mitm_drill_then_blindness() {
     let domain = env.str("alerts.domain").unwrap().to_owned();
     let mut server = Some(DomainServer::start(&env, dir.path(), "host-ec"));
     let hook = Receiver::start();
+    // The XMPP side (issue 10): the service joins the component part's Prosody.
+    let xenv = xmpp_client::env();
+    let rt = tokio::runtime::Runtime::new().unwrap();
     let smtp = env.str("alerts.smtp.address").unwrap().to_owned();
     let service = start_service(
         &env,
@@ -758,12 +768,45 @@ fn mitm_drill_then_blindness() {
             "--smtp-from",
             "certwatch@alerts.test",
         ],
+        &[
+            ("CERTWATCH_XMPP_COMPONENT_JID", xenv.component_jid.as_str()),
+            ("CERTWATCH_XMPP_SERVER_HOST", xenv.address.as_str()),
+            (
+                "CERTWATCH_XMPP_SERVER_PORT",
+                &xenv.component_port.to_string(),
+            ),
+            ("CERTWATCH_XMPP_SECRET", xenv.secret.as_str()),
+        ],
     );
     let port = service.port;
     let mailbox = format!("ops-{}-{}@alert.test", std::process::id(), port);
     check_first(port, &domain);
     subscribe_email(&env, port, &domain, &mailbox);
     let secret = subscribe_webhook(port, &domain, &hook.url("/hook"));
+    // Alice subscribes to the domain's PubSub node, Bob through the chat bot.
+    wait_for(Duration::from_secs(60), "the XMPP component link", || {
+        let (_, _, m) = http(port, "GET", "/metrics", "text/plain", b"").ok()?;
+        String::from_utf8_lossy(&m)
+            .contains("certwatch_xmpp_link_state{state=\"up\"} 1")
+            .then_some(())
+    });
+    let svc = xenv.component_jid.clone();
+    let (mut alice, mut bob) = rt.block_on(async {
+        let mut alice = Client::login(&xenv, xenv.c2s, "alice", &password(&xenv, "alice")).await;
+        let mut bob = Client::login(&xenv, xenv.c2s, "bob", &password(&xenv, "bob")).await;
+        alice
+            .write(&format!("<iq type='set' id='sub1' to='{svc}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='{domain}' jid='{}'/></pubsub></iq>", alice.bare))
+            .await;
+        let r = alice.wait_for(|e| e.attr("id") == Some("sub1")).await;
+        assert_eq!(r.attr("type"), Some("result"), "{r:?}");
+        bob.write(&format!(
+            "<message type='chat' to='{svc}' id='c1'><body>subscribe {domain}</body></message>"
+        ))
+        .await;
+        bob.wait_for(|e| e.name == "message" && body(e).contains("Subscribed"))
+            .await;
+        (alice, bob)
+    });
     let subs = Subscribers {
         env: &env,
         port,
@@ -788,6 +831,35 @@ fn mitm_drill_then_blindness() {
             .is_some_and(|d| d.contains(env.str("pki.keys.other-ec.spki_sha256").unwrap())),
         "the alert names the presented key: {v}"
     );
+    // Exactly one PubSub event for Alice and one chat message for Bob, each with the link
+    // to the alert's evidence bundle (the webhook above carried the same bundle).
+    let from_svc = |got: &[Element], what: &str| -> Vec<Element> {
+        got.iter()
+            .filter(|e| e.name == "message" && e.attr("from").is_some_and(|f| f.starts_with(&svc)))
+            .filter(|e| match what {
+                "event" => e.child("event", NS_EVENT).is_some(),
+                _ => e.attr("type") == Some("chat") && !body(e).is_empty(),
+            })
+            .cloned()
+            .collect()
+    };
+    let evidence_url = v["evidence_url"].as_str().unwrap().to_owned();
+    let (events, chats) = rt.block_on(async {
+        (
+            alice.drain(Duration::from_secs(10)).await,
+            bob.drain(Duration::from_secs(2)).await,
+        )
+    });
+    let (events, chats) = (from_svc(&events, "event"), from_svc(&chats, "chat"));
+    assert_eq!(events.len(), 1, "one PubSub event: {events:?}");
+    assert!(
+        events[0].to_stanza().contains(&evidence_url),
+        "{:?}",
+        events[0]
+    );
+    assert_eq!(chats.len(), 1, "one chat message: {chats:?}");
+    assert!(body(&chats[0]).contains(&evidence_url), "{:?}", chats[0]);
+
     // Two more checks see the same interception: still exactly one alert per subscriber.
     let (_, first) = last_verdict(port, &domain).unwrap();
     wait_for(Duration::from_secs(180), "two more checks", || {
@@ -797,6 +869,31 @@ fn mitm_drill_then_blindness() {
     std::thread::sleep(Duration::from_secs(25));
     assert_eq!(webhook_alerts(&hook, "mismatch", "opened").len(), 1);
     assert_eq!(alert_mails(&env, &mailbox, "mismatch", "opened").len(), 1);
+    let (more_events, more_chats) = rt.block_on(async {
+        (
+            alice.drain(Duration::from_secs(1)).await,
+            bob.drain(Duration::from_secs(1)).await,
+        )
+    });
+    assert!(
+        from_svc(&more_events, "event").is_empty(),
+        "{more_events:?}"
+    );
+    assert!(from_svc(&more_chats, "chat").is_empty(), "{more_chats:?}");
+    // Both unsubscribe: the next drills (recovered, blind) reach neither.
+    rt.block_on(async {
+        alice
+            .write(&format!("<iq type='set' id='un1' to='{svc}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><unsubscribe node='{domain}' jid='{}'/></pubsub></iq>", alice.bare))
+            .await;
+        let r = alice.wait_for(|e| e.attr("id") == Some("un1")).await;
+        assert_eq!(r.attr("type"), Some("result"), "{r:?}");
+        bob.write(&format!(
+            "<message type='chat' to='{svc}' id='c2'><body>unsubscribe {domain}</body></message>"
+        ))
+        .await;
+        bob.wait_for(|e| e.name == "message" && body(e).to_ascii_lowercase().contains("unsubscribed"))
+            .await;
+    });
 
     // The key comes back: "recovered", once.
     drop(server.take());
@@ -812,6 +909,18 @@ fn mitm_drill_then_blindness() {
     );
     server = Some(DomainServer::start(&env, dir.path(), "host-ec"));
     expect_one_alert(&subs, "blind", "recovered", Duration::from_secs(300));
+    // Email and webhook got recovered, blind and recovered; the unsubscribed JIDs nothing.
+    let (late_events, late_chats) = rt.block_on(async {
+        (
+            alice.drain(Duration::from_secs(5)).await,
+            bob.drain(Duration::from_secs(1)).await,
+        )
+    });
+    assert!(
+        from_svc(&late_events, "event").is_empty(),
+        "{late_events:?}"
+    );
+    assert!(from_svc(&late_chats, "chat").is_empty(), "{late_chats:?}");
     drop(server);
 }
 
@@ -837,6 +946,7 @@ fn hostile_exit_is_an_admin_notice_only() {
             "--admin-webhook-secret-file",
             &secret_file.display().to_string(),
         ],
+        &[],
     );
     let port = service.port;
     check_first(port, &domain);
