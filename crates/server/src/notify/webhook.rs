@@ -682,6 +682,28 @@ mod tests {
     }
 
     #[test]
+    fn redirects_from_https_to_http_are_downgrades() {
+        let https = guard::parse_url("https://hooks.example/a").unwrap();
+        let http = guard::parse_url("http://hooks.example/a").unwrap();
+        let next = |base: &guard::OutboundUrl, loc: &str| resolve_location(base, loc).unwrap();
+        assert!(is_downgrade(
+            &https,
+            &next(&https, "http://hooks.example/b")
+        ));
+        assert!(is_downgrade(&https, "HTTP://other.example/b"));
+        assert!(!is_downgrade(
+            &https,
+            &next(&https, "https://other.example/b")
+        ));
+        assert!(!is_downgrade(&https, &next(&https, "/b")));
+        assert!(!is_downgrade(&http, &next(&http, "http://hooks.example/b")));
+        assert!(!is_downgrade(
+            &http,
+            &next(&http, "https://hooks.example/b")
+        ));
+    }
+
+    #[test]
     fn locations_resolve_against_the_hop() {
         let base = guard::parse_url("https://hooks.example:8443/a/b").unwrap();
         assert_eq!(
