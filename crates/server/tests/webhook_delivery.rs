@@ -241,6 +241,11 @@ async fn http_500_is_retried_with_backoff_under_the_same_id() {
     assert_eq!(d[0].id, got[0].0);
     assert_eq!(d[0].state, "delivered");
     assert_eq!(d[0].attempts, 2);
+    // The stored error names the host, never the URL's path.
+    assert_eq!(
+        d[0].last_error.as_deref(),
+        Some("127.0.0.1: HTTP status 500")
+    );
 }
 
 #[tokio::test]

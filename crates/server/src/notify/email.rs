@@ -408,3 +408,16 @@ async fn send_one(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_errors_do_not_carry_the_address() {
+        let e = mailbox("bob@@example.org").unwrap_err();
+        assert!(!e.to_string().contains("bob"), "{e}");
+        assert!(!format!("{e:?}").contains("bob"), "{e:?}");
+        assert_eq!(recipient_domain("Bob@Example.ORG"), "example.org");
+    }
+}

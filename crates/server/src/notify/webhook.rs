@@ -682,6 +682,28 @@ mod tests {
     }
 
     #[test]
+    fn logged_errors_name_hosts_only() {
+        assert_eq!(
+            redact(
+                "refused by the SSRF guard: \"https://u:p@hooks.slack.com/services/T0/B1/XyZ?x=1\": bad"
+            ),
+            "refused by the SSRF guard: \"https://hooks.slack.com/… bad"
+        );
+        assert_eq!(
+            redact("SMTP: 550 5.1.1 <bob@example.org>: Recipient address rejected"),
+            "SMTP: 550 5.1.1 (address) Recipient address rejected"
+        );
+        assert_eq!(redact("http://[::1]:8080"), "http://[::1]:8080");
+        let e = WebhookError::Status {
+            host: host_of("https://discord.com/api/webhooks/123/t0ken"),
+            status: 500,
+        };
+        assert_eq!(e.to_string(), "discord.com: HTTP status 500");
+        let e = WebhookError::Guard(guard::parse_url("ftp://x.example/t0ken").unwrap_err());
+        assert!(!e.to_string().contains("t0ken"), "{e}");
+    }
+
+    #[test]
     fn redirects_from_https_to_http_are_downgrades() {
         let https = guard::parse_url("https://hooks.example/a").unwrap();
         let http = guard::parse_url("http://hooks.example/a").unwrap();
