@@ -647,12 +647,17 @@ fn failed_delivery_notice(
     if r.int(0).unwrap_or(0) < 0 {
         return Ok(());
     }
+    // The subscription's id and channel, never its address: an unsubscribe deletes the
+    // subscription and its deliveries, and must leave the address nowhere (this notice
+    // stays).
     let detail: String = format!(
-        "delivery {id} of the {} {} alert to {} {} failed after {failures} attempts: {error}",
+        "delivery {id} of the {} {} alert to {} subscription {} failed after {failures} \
+         attempts: {}",
         r.text(5).unwrap_or_default(),
         r.text(6).unwrap_or_default(),
         r.text(1).unwrap_or_default(),
-        r.text(2).unwrap_or_default(),
+        r.int(0).unwrap_or(0),
+        crate::notify::webhook::redact(error),
     )
     .chars()
     .take(2000)
