@@ -1,6 +1,7 @@
-//! Subscribers' addresses are deleted everywhere after an unsubscribe (including the admin
-//! notice of a delivery that failed for good). SQLite on a file, read back with rusqlite to
-//! look at every text column.
+//! Subscribers' addresses are deleted everywhere: after an unsubscribe (including the admin
+//! notice of a delivery that failed for good), and when an opt-in is never confirmed (the
+//! sweep; such rows do not count toward the per-domain cap meanwhile). SQLite on a file,
+//! read back with rusqlite to look at every text column.
 
 use certwatch::Report;
 use certwatch_server::store::{RetryPolicy, Spacing, Store};
@@ -142,4 +143,85 @@ async fn unsubscribing_leaves_the_address_nowhere() {
         notices.iter().any(|n| n.contains("email subscription")),
         "{notices:?}"
     );
+}
+
+#[tokio::test]
+async fn unconfirmed_subscriptions_expire_and_stop_counting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite3");
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    // Never confirmed: expires after an hour.
+    store
+        .add_opt_in_subscription("example.org", "email", "mallory@example.net", T0, 3600)
+        .await
+        .unwrap()
+        .unwrap();
+    // Confirmed: stays.
+    let alice = store
+        .add_opt_in_subscription("example.org", "email", ALICE, T0, 3600)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .confirm_by_token(&alice.confirm, T0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A webhook left pending by a crash during its challenge (no deadline): a day.
+    store
+        .add_pending_subscription("example.org", "webhook", HOOK, SECRET, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .live_subscription_count("example.org", T0)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store.sweep_expired_subscriptions(T0 + 3600).await.unwrap(),
+        0
+    );
+    // Past the hour: the email opt-in no longer counts, and the sweep deletes it.
+    assert_eq!(
+        store
+            .live_subscription_count("example.org", T0 + 3601)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store.sweep_expired_subscriptions(T0 + 3601).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        rows_containing(&path, "mallory@example.net"),
+        Vec::<String>::new()
+    );
+    assert!(!rows_containing(&path, ALICE).is_empty());
+    // Past a day: the leftover webhook too.
+    assert_eq!(
+        store
+            .sweep_expired_subscriptions(T0 + DAY + 1)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(rows_containing(&path, "T0KEN"), Vec::<String>::new());
+    assert_eq!(
+        store
+            .live_subscription_count("example.org", T0 + DAY + 1)
+            .await
+            .unwrap(),
+        1
+    );
+    let left = store.subscriptions(Some("example.org"), 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].address, ALICE);
 }

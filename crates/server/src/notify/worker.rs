@@ -236,7 +236,9 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// The periodic sweeps until `stop` turns `true`: every `every` (normally
 /// [`SWEEP_INTERVAL`]), at the injected clock's time, [`Store::sweep_blind`] (so that a
 /// watched domain without a conclusive check for `blind_after` raises `blind` even when no
-/// check finishes: a stuck scheduler, probes that hang), then [`Store::daily_digest`] at
+/// check finishes: a stuck scheduler, probes that hang), then
+/// [`Store::sweep_expired_subscriptions`] (opt-ins never confirmed in time are deleted), then
+/// [`Store::daily_digest`] at
 /// `digest_hour` (UTC; once a day for all instances).
 pub async fn run_sweeps(
     store: Store,
@@ -254,6 +256,14 @@ pub async fn run_sweeps(
             Ok(0) => {}
             Ok(n) => tracing::info!(deliveries = n, "blindness sweep raised alerts"),
             Err(e) => tracing::warn!(error = %e, "blindness sweep failed"),
+        }
+        match store.sweep_expired_subscriptions(at).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                subscriptions = n,
+                "expired unconfirmed subscriptions deleted"
+            ),
+            Err(e) => tracing::warn!(error = %e, "subscription sweep failed"),
         }
         match store.daily_digest(at, digest_hour).await {
             Ok(0) => {}
