@@ -191,7 +191,11 @@ async fn a_stalled_webhook_does_not_hold_up_email() {
         1,
         "the email subscriber got its alert"
     );
-    assert_eq!(*hook_got.lock().unwrap(), 1, "the webhook request is in flight");
+    assert_eq!(
+        *hook_got.lock().unwrap(),
+        1,
+        "the webhook request is in flight"
+    );
     let deliveries = store.deliveries_of("example.org", 10).await.unwrap();
     let state = |channel: &str| {
         let d = deliveries.iter().find(|d| d.channel == channel).unwrap();
