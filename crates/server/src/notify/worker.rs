@@ -313,3 +313,18 @@ pub(crate) async fn failpoint(point: &str, delivery_id: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline]
 pub(crate) async fn failpoint(_point: &str, _delivery_id: &str) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_lease_outlasts_a_pass() {
+        // 5 deliveries to one host, 2 at once, each up to the SMTP deadline: 3 x 60 s.
+        assert_eq!(min_lease(5), 180);
+        assert_eq!(min_lease(1), 60);
+        let c = WorkerConfig::default();
+        assert!(c.lease >= min_lease(c.batch), "{c:?}");
+        assert!(EMAIL_DEADLINE >= WEBHOOK_DEADLINE);
+    }
+}
