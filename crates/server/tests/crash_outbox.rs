@@ -1,8 +1,11 @@
 //! Crash safety of the outbox in the real binary (issue 9): the service is killed with
 //! SIGKILL at each crash point of the webhook worker (`before-send`, `after-send`,
 //! `after-commit`; cargo feature `failpoints`, on with `interop`), restarted without the
-//! failpoint, and the subscriber's receiver must have the alert at least once, every
-//! receipt under the same `X-Certwatch-Delivery` id (after the commit: exactly once).
+//! failpoint, and each of the two subscribers' receivers must have the alert at least once,
+//! every receipt under its own delivery's `X-Certwatch-Delivery` id (the delivery stopped at
+//! the crash point, after the commit: exactly once). The worker sends both deliveries at
+//! once; the failpoint stops only the first to reach it, so the other one may be anywhere
+//! (not sent, sent, committed) when the process dies.
 //!
 //! No external service: the watched domain's checks go to a local DNS "resolver" that never
 //! answers, so they fail; with `blind_after = 1s` the blindness sweep raises a `blind` alert
@@ -160,26 +163,32 @@ async fn crash_at(point: &str) {
     let bin = binary(dir.path());
     let url = format!("sqlite://{}", dir.path().join("cw.sqlite3").display());
     let resolver = silent_resolver();
-    let (addr, receiver) = receiver().await;
+    let mut receivers = Vec::new();
     let store = Store::open(&url).await.unwrap();
-    // A confirmed webhook subscriber of a domain added 100 s ago, never checked: blind.
-    let sub = store
-        .add_pending_subscription(
-            "example.org",
-            "webhook",
-            &format!("http://{addr}/hook"),
-            SECRET,
-            unix_now() - 100,
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        store
-            .confirm_subscription(sub, unix_now() - 100)
+    // Two confirmed webhook subscribers of a domain added 100 s ago, never checked: blind.
+    for _ in 0..2 {
+        let (addr, receiver) = receiver().await;
+        let hook = format!("http://{addr}/hook");
+        let sub = store
+            .add_pending_subscription("example.org", "webhook", &hook, SECRET, unix_now() - 100)
             .await
             .unwrap()
-    );
+            .unwrap();
+        assert!(
+            store
+                .confirm_subscription(sub, unix_now() - 100)
+                .await
+                .unwrap()
+        );
+        receivers.push((hook, receiver));
+    }
+    let receipts = |address: &str| {
+        let (_, r) = receivers
+            .iter()
+            .find(|(hook, _)| hook == address)
+            .expect("a subscriber's address");
+        r.ids.lock().unwrap().clone()
+    };
 
     let file = dir.path().join("failpoint");
     let mut server = start(&bin, &url, resolver.port, Some((point, &file)));
@@ -188,25 +197,34 @@ async fn crash_at(point: &str) {
     server.wait().unwrap();
     let id = std::fs::read_to_string(&file).unwrap();
     assert_eq!(id.len(), 32, "{id:?}");
-    let before = receiver.ids.lock().unwrap().clone();
+    let deliveries = store.deliveries_of("example.org", 10).await.unwrap();
+    assert_eq!(deliveries.len(), 2, "one per subscriber: {deliveries:?}");
+    let stopped = deliveries
+        .iter()
+        .find(|d| d.id == id)
+        .expect("the failpoint's delivery")
+        .clone();
+    let before = receipts(&stopped.address);
     match point {
         "before-send" => assert!(before.is_empty(), "{before:?}"),
         _ => assert_eq!(before, vec![id.clone()]),
     }
-    let deliveries = store.deliveries_of("example.org", 10).await.unwrap();
-    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
-    assert_eq!(deliveries[0].id, id);
     let committed = point == "after-commit";
     assert_eq!(
-        deliveries[0].state,
+        stopped.state,
         if committed { "delivered" } else { "pending" }
     );
 
     // Restart without the failpoint: once the lease (3 s) expires an unfinished delivery is
     // claimed again and sent with the same id; a committed one is not sent again.
     let mut server = start(&bin, &url, resolver.port, None);
-    wait_until("the delivery", async || {
-        store.deliveries_of("example.org", 10).await.unwrap()[0].state == "delivered"
+    wait_until("both deliveries", async || {
+        store
+            .deliveries_of("example.org", 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|d| d.state == "delivered")
     })
     .await;
     // Two more leases and worker passes: nothing else arrives.
@@ -214,34 +232,40 @@ async fn crash_at(point: &str) {
     server.kill().unwrap();
     server.wait().unwrap();
 
-    let ids = receiver.ids.lock().unwrap().clone();
-    assert!(!ids.is_empty(), "{point}: the alert never arrived");
-    assert!(
-        ids.iter().all(|i| *i == id),
-        "{point}: receipts under other ids (or badly signed): {ids:?}, expected {id}"
-    );
-    if committed {
-        assert_eq!(ids.len(), 1, "after the commit nothing is re-sent: {ids:?}");
-    }
-    if point == "after-send" {
-        assert!(
-            ids.len() >= 2,
-            "sent, not committed: re-sent after the restart: {ids:?}"
-        );
-    }
     let deliveries = store.deliveries_of("example.org", 10).await.unwrap();
     assert_eq!(
         deliveries.len(),
-        1,
-        "one delivery (one alert, one subscriber)"
+        2,
+        "one delivery per subscriber (one alert, two subscribers)"
     );
-    assert_eq!(
-        (
-            deliveries[0].alert.condition.as_str(),
-            deliveries[0].alert.kind.as_str()
-        ),
-        ("blind", "opened")
-    );
+    assert_ne!(deliveries[0].id, deliveries[1].id);
+    assert_ne!(deliveries[0].address, deliveries[1].address);
+    for d in &deliveries {
+        assert_eq!(
+            (d.alert.condition.as_str(), d.alert.kind.as_str()),
+            ("blind", "opened")
+        );
+        let ids = receipts(&d.address);
+        assert!(
+            !ids.is_empty(),
+            "{point}: {} never got the alert",
+            d.address
+        );
+        assert!(
+            ids.iter().all(|i| *i == d.id),
+            "{point}: receipts under other ids (or badly signed): {ids:?}, expected {}",
+            d.id
+        );
+        if d.id == id && committed {
+            assert_eq!(ids.len(), 1, "after the commit nothing is re-sent: {ids:?}");
+        }
+        if d.id == id && point == "after-send" {
+            assert!(
+                ids.len() >= 2,
+                "sent, not committed: re-sent after the restart: {ids:?}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,8 +93,12 @@ fn client() -> WebhookClient {
 }
 
 fn bogus_report() -> Report {
+    bogus_report_for("example.org")
+}
+
+fn bogus_report_for(domain: &str) -> Report {
     serde_json::from_value(serde_json::json!({
-        "schema_version": 1, "domain": "example.org", "checked_at": "2027-01-15T08:00:00Z",
+        "schema_version": 1, "domain": domain, "checked_at": "2027-01-15T08:00:00Z",
         "verdict": "bogus", "confirmation": null,
         "endpoints": [{
             "service": "c2s-starttls", "target": "xmpp.example.org", "port": 5222,
@@ -237,6 +241,11 @@ async fn http_500_is_retried_with_backoff_under_the_same_id() {
     assert_eq!(d[0].id, got[0].0);
     assert_eq!(d[0].state, "delivered");
     assert_eq!(d[0].attempts, 2);
+    // The stored error names the host, never the URL's path.
+    assert_eq!(
+        d[0].last_error.as_deref(),
+        Some("127.0.0.1: HTTP status 500")
+    );
 }
 
 #[tokio::test]
@@ -329,4 +338,173 @@ async fn the_worker_delivers_then_stops() {
     assert_eq!(r.got.lock().unwrap().len(), 1);
     stop_tx.send(true).unwrap();
     task.await.unwrap();
+}
+
+/// A receiver that answers challenges, then never answers an alert (until the client gives
+/// up). Counts the alerts it got.
+async fn start_stalling() -> (SocketAddr, Arc<Mutex<u32>>) {
+    let got = Arc::new(Mutex::new(0u32));
+    let app = Router::new()
+        .route(
+            "/{*rest}",
+            post(
+                |State(got): State<Arc<Mutex<u32>>>, body: Bytes| async move {
+                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    if let Some(c) = v.get("challenge") {
+                        return serde_json::json!({"challenge": c}).to_string();
+                    }
+                    *got.lock().unwrap() += 1;
+                    std::future::pending::<String>().await
+                },
+            ),
+        )
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, got)
+}
+
+/// Adds a challenge-confirmed webhook subscription of `domain` to `url` and one pending
+/// "bogus opened" delivery for it, made at `at`.
+async fn add_alert(store: &Store, client: &WebhookClient, domain: &str, url: &str, at: i64) {
+    let id = store
+        .add_pending_subscription(domain, "webhook", url, SECRET, at)
+        .await
+        .unwrap()
+        .unwrap();
+    let secret = hex::decode(SECRET).unwrap();
+    client.challenge(url, &secret, "c0ffee").await.unwrap();
+    assert!(store.confirm_subscription(id, at).await.unwrap());
+    let job = store.claim_due("w", at, 60, 1).await.unwrap().remove(0);
+    let spacing = Spacing {
+        interval: 900,
+        jitter: 0,
+    };
+    store
+        .finish(&job, "w", at, Ok(bogus_report_for(domain)), spacing)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_stalled_receiver_does_not_delay_another_subscriber() {
+    let (fast_addr, fast) = start().await;
+    let (slow_addr, slow) = start_stalling().await;
+    let client = WebhookClient::new(WebhookOptions {
+        exempt: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        // Neither per-hop limit ends the stalled exchange: only the delivery's deadline.
+        request_timeout: std::time::Duration::from_secs(3600),
+        delivery_deadline: std::time::Duration::from_secs(2),
+        ..WebhookOptions::default()
+    })
+    .unwrap();
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    // The stalled receiver's delivery is older: claimed (and, sequentially, sent) first.
+    let slow_url = format!("http://{slow_addr}/hook/T0KEN-in-the-path?k=secret");
+    add_alert(&store, &client, "slow.example", &slow_url, T0).await;
+    add_alert(
+        &store,
+        &client,
+        "fast.example",
+        &format!("http://{fast_addr}/hook"),
+        T0 + 1,
+    )
+    .await;
+    fast.got.lock().unwrap().clear();
+    let pass = tokio::spawn({
+        let (store, client) = (store.clone(), client.clone());
+        async move {
+            webhook::run_outbox_once(
+                &store,
+                &client,
+                "w",
+                T0 + 2,
+                600,
+                10,
+                RetryPolicy::default(),
+                "https://c.example",
+            )
+            .await
+            .unwrap()
+        }
+    });
+    // Bounded wait (not timed) for the other subscriber's alert.
+    for _ in 0..3000 {
+        if !fast.got.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        fast.got.lock().unwrap().len(),
+        1,
+        "the other subscriber got its alert"
+    );
+    // ...while the stalled delivery is still in flight: no attempt recorded yet.
+    let slow_d = store.deliveries_of("slow.example", 10).await.unwrap();
+    assert_eq!(
+        (slow_d[0].state.as_str(), slow_d[0].attempts),
+        ("pending", 0)
+    );
+    assert_eq!(
+        *slow.lock().unwrap(),
+        1,
+        "the stalled receiver holds its alert"
+    );
+    let fast_d = store.deliveries_of("fast.example", 10).await.unwrap();
+    // The stalled one ends at its deadline as a failed attempt, retried later.
+    let pass = pass.await.unwrap();
+    assert_eq!((pass.claimed, pass.delivered, pass.failed), (2, 1, 1));
+    let fast_d2 = store.deliveries_of("fast.example", 10).await.unwrap();
+    assert_eq!(fast_d2[0].state, "delivered", "{fast_d:?}");
+    let slow_d = store.deliveries_of("slow.example", 10).await.unwrap();
+    assert_eq!(
+        (slow_d[0].state.as_str(), slow_d[0].attempts),
+        ("pending", 1)
+    );
+    let error = slow_d[0].last_error.clone().unwrap();
+    assert!(error.contains("did not finish"), "{error}");
+    assert!(
+        !error.contains("T0KEN") && !error.contains("secret"),
+        "no URL path in the stored error: {error}"
+    );
+}
+
+#[tokio::test]
+async fn deliveries_to_one_host_are_bounded() {
+    use certwatch_server::notify::worker::{MAX_IN_FLIGHT_PER_HOST, send_bounded};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let now = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let other_done_while_busy = Arc::new(Mutex::new(false));
+    let items: Vec<(String, &str)> = (0..6)
+        .map(|_| ("busy.example".to_owned(), "busy"))
+        .chain([("other.example".to_owned(), "other")])
+        .collect();
+    let results = send_bounded(items, |kind| {
+        let (now, peak, other) = (now.clone(), peak.clone(), other_done_while_busy.clone());
+        async move {
+            if kind == "other" {
+                // Done before the busy host's sends all finished: not queued behind them.
+                *other.lock().unwrap() = now.load(Ordering::SeqCst) > 0;
+                return 0;
+            }
+            let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(n, Ordering::SeqCst);
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            now.fetch_sub(1, Ordering::SeqCst);
+            1
+        }
+    })
+    .await;
+    assert_eq!(
+        results,
+        vec![1, 1, 1, 1, 1, 1, 0],
+        "results in the items' order"
+    );
+    assert_eq!(peak.load(Ordering::SeqCst), MAX_IN_FLIGHT_PER_HOST);
+    assert!(*other_done_while_busy.lock().unwrap());
 }

@@ -18,11 +18,10 @@ use super::webhook::OutboxPass;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EmailError {
-    /// An address is not a valid mailbox.
-    #[error("{address:?} is not a valid email address: {reason}")]
+    /// An address is not a valid mailbox (the address itself is not kept: errors are
+    /// logged and stored).
+    #[error("not a valid email address: {reason}")]
     Address {
-        /// The address (cut to 100 characters).
-        address: String,
         /// Why.
         reason: String,
     },
@@ -43,6 +42,10 @@ pub enum EmailError {
     /// The relay did not finish in time.
     #[error("SMTP: no answer within {0:?}")]
     Timeout(Duration),
+    /// The whole delivery did not finish within its deadline
+    /// ([`super::worker::EMAIL_DEADLINE`]).
+    #[error("SMTP: the delivery did not finish within {0:?}")]
+    Deadline(Duration),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -94,8 +97,7 @@ impl std::fmt::Debug for EmailSender {
 
 fn mailbox(address: &str) -> Result<Mailbox, EmailError> {
     address.parse::<Mailbox>().map_err(|e| EmailError::Address {
-        address: address.chars().take(100).collect(),
-        reason: e.to_string(),
+        reason: super::webhook::redact(&e.to_string()),
     })
 }
 
@@ -147,7 +149,8 @@ impl EmailSender {
     pub async fn send(&self, message: Message) -> Result<(), EmailError> {
         match tokio::time::timeout(self.timeout, self.transport.send(message)).await {
             Err(_) => Err(EmailError::Timeout(self.timeout)),
-            Ok(Err(e)) => Err(EmailError::Send(e.to_string())),
+            // Relays quote the recipient in their refusals.
+            Ok(Err(e)) => Err(EmailError::Send(super::webhook::redact(&e.to_string()))),
             Ok(Ok(_)) => Ok(()),
         }
     }
@@ -309,8 +312,10 @@ fn add_unsubscribe_headers(message: &mut Message, link: &str) {
     ));
 }
 
-/// One pass of the outbox for the `email` channel: claims due email deliveries, sends each,
-/// marks it delivered or failed (the store's backoff).
+/// One pass of the outbox for the `email` channel: claims due email deliveries, sends them
+/// concurrently ([`super::worker::send_bounded`], the host being the recipient's domain),
+/// each under [`super::worker::EMAIL_DEADLINE`], and marks each delivered or failed (the
+/// store's backoff).
 #[allow(clippy::too_many_arguments)]
 pub async fn run_email_once(
     store: &Store,
@@ -322,35 +327,97 @@ pub async fn run_email_once(
     retry: RetryPolicy,
     public_url: &str,
 ) -> Result<OutboxPass, EmailError> {
-    let mut pass = OutboxPass::default();
     let claimed = store
         .claim_channel_deliveries("email", instance, now, lease, max)
         .await?;
-    for d in claimed {
+    let items = claimed
+        .into_iter()
+        .map(|d| (recipient_domain(&d.address), d))
+        .collect::<Vec<_>>();
+    let results = super::worker::send_bounded(items, |d| {
+        send_one(store, sender, d, now, retry, public_url)
+    })
+    .await;
+    let mut pass = OutboxPass::default();
+    let mut first_error = None;
+    for r in results {
         pass.claimed += 1;
-        let token = store
-            .unsubscribe_token(&d.alert.domain, &d.channel, &d.address)
-            .await?;
-        super::worker::failpoint("before-send", &d.id).await;
-        let result = match sender.alert_message(&d, public_url, &token, now) {
-            Ok(m) => sender.send(m).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => {
-                super::worker::failpoint("after-send", &d.id).await;
-                store.mark_delivered(&d.id, now).await?;
-                super::worker::failpoint("after-commit", &d.id).await;
-                pass.delivered += 1;
-            }
+        match r {
+            Ok(true) => pass.delivered += 1,
+            Ok(false) => pass.failed += 1,
             Err(e) => {
-                tracing::warn!(delivery = %d.id, error = %e, "email delivery failed");
-                store
-                    .mark_attempt_failed(&d.id, now, &e.to_string(), retry)
-                    .await?;
-                pass.failed += 1;
+                first_error.get_or_insert(e);
             }
         }
     }
-    Ok(pass)
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(pass),
+    }
+}
+
+/// The domain of an address (the per-host bound of a pass).
+fn recipient_domain(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Sends one claimed delivery under the deadline and records the outcome: `true` delivered,
+/// `false` a failed attempt.
+async fn send_one(
+    store: &Store,
+    sender: &EmailSender,
+    d: Delivery,
+    now: i64,
+    retry: RetryPolicy,
+    public_url: &str,
+) -> Result<bool, StoreError> {
+    let token = store
+        .unsubscribe_token(&d.alert.domain, &d.channel, &d.address)
+        .await?;
+    super::worker::failpoint("before-send", &d.id).await;
+    let deadline = super::worker::EMAIL_DEADLINE;
+    let send = async {
+        match sender.alert_message(&d, public_url, &token, now) {
+            Ok(m) => sender.send(m).await,
+            Err(e) => Err(e),
+        }
+    };
+    let result = tokio::time::timeout(deadline, send)
+        .await
+        .unwrap_or(Err(EmailError::Deadline(deadline)));
+    match result {
+        Ok(()) => {
+            super::worker::failpoint("after-send", &d.id).await;
+            store.mark_delivered(&d.id, now).await?;
+            super::worker::failpoint("after-commit", &d.id).await;
+            Ok(true)
+        }
+        Err(e) => {
+            let error = super::webhook::redact(&e.to_string());
+            tracing::warn!(
+                delivery = %d.id,
+                subscription = d.subscription_id,
+                error = %error,
+                "email delivery failed"
+            );
+            store.mark_attempt_failed(&d.id, now, &error, retry).await?;
+            Ok(false)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_errors_do_not_carry_the_address() {
+        let e = mailbox("bob@@example.org").unwrap_err();
+        assert!(!e.to_string().contains("bob"), "{e}");
+        assert!(!format!("{e:?}").contains("bob"), "{e:?}");
+        assert_eq!(recipient_domain("Bob@Example.ORG"), "example.org");
+    }
 }

@@ -33,7 +33,7 @@ pub const DELIVERY_HEADER: &str = "X-Certwatch-Delivery";
 #[non_exhaustive]
 pub enum WebhookError {
     /// The SSRF guard refused the URL or a redirect target.
-    #[error("refused by the SSRF guard: {0}")]
+    #[error("refused by the SSRF guard: {}", redact(&.0.to_string()))]
     Guard(#[from] GuardError),
     /// No checked address accepted a connection in time.
     #[error("cannot connect to {host}: {reason}")]
@@ -44,50 +44,59 @@ pub enum WebhookError {
         reason: String,
     },
     /// The exchange did not finish in time.
-    #[error("{url}: no complete answer within {timeout:?}")]
+    #[error("{host}: no complete answer within {timeout:?}")]
     Timeout {
-        /// The URL.
-        url: String,
+        /// The host (never the whole URL: its path may carry a token).
+        host: String,
         /// The limit.
         timeout: Duration,
     },
+    /// The whole delivery (every hop) did not finish within its deadline.
+    #[error("{host}: the delivery did not finish within {timeout:?}")]
+    Deadline {
+        /// The host.
+        host: String,
+        /// The deadline.
+        timeout: Duration,
+    },
     /// TLS or HTTP failed.
-    #[error("{url}: {reason}")]
+    #[error("{host}: {reason}")]
     Protocol {
-        /// The URL.
-        url: String,
+        /// The host.
+        host: String,
         /// Why.
         reason: String,
     },
     /// The answer's body is larger than the bound.
-    #[error("{url}: response body larger than {limit} bytes")]
+    #[error("{host}: response body larger than {limit} bytes")]
     TooLarge {
-        /// The URL.
-        url: String,
+        /// The host.
+        host: String,
         /// The bound.
         limit: usize,
     },
-    /// More redirects than allowed, or one without a usable `Location`.
-    #[error("{url}: {reason}")]
+    /// More redirects than allowed, one without a usable `Location`, or one from https to
+    /// http.
+    #[error("{host}: {reason}")]
     Redirect {
-        /// The URL that redirected.
-        url: String,
+        /// The host that redirected.
+        host: String,
         /// Why it was not followed.
         reason: String,
     },
     /// The receiver answered with a non-2xx status.
-    #[error("{url}: HTTP status {status}")]
+    #[error("{host}: HTTP status {status}")]
     Status {
-        /// The URL.
-        url: String,
+        /// The host.
+        host: String,
         /// The status.
         status: u16,
     },
     /// The challenge was not echoed back.
-    #[error("{url}: the challenge was not answered")]
+    #[error("{host}: the challenge was not answered")]
     Challenge {
-        /// The URL.
-        url: String,
+        /// The host.
+        host: String,
     },
     /// The subscription has no usable secret.
     #[error("subscription {0} has no usable webhook secret")]
@@ -114,6 +123,9 @@ pub struct WebhookOptions {
     pub allow_private: bool,
     /// Special-use addresses allowed anyway (tests: the in-process receiver only).
     pub exempt: Vec<IpAddr>,
+    /// One delivery's overall deadline, every redirect hop included (the outbox pass counts
+    /// it as a failed attempt after it).
+    pub delivery_deadline: Duration,
 }
 
 impl Default for WebhookOptions {
@@ -126,6 +138,7 @@ impl Default for WebhookOptions {
             max_redirects: 3,
             allow_private: false,
             exempt: Vec::new(),
+            delivery_deadline: super::worker::WEBHOOK_DEADLINE,
         }
     }
 }
@@ -216,7 +229,7 @@ impl WebhookClient {
         ))
         .with_safe_default_protocol_versions()
         .map_err(|e| WebhookError::Protocol {
-            url: String::new(),
+            host: String::new(),
             reason: format!("TLS configuration: {e}"),
         })?
         .with_root_certificates(roots)
@@ -247,11 +260,11 @@ impl WebhookClient {
             let pinned = self.pin(&url).await?;
             let stream = self.connect(&pinned).await?;
             let timeout = self.options.request_timeout;
-            let exchange = self.exchange(stream, &pinned, headers, body, &url);
+            let exchange = self.exchange(stream, &pinned, headers, body);
             let (status, location, answer) = tokio::time::timeout(timeout, exchange)
                 .await
                 .map_err(|_| WebhookError::Timeout {
-                    url: url.clone(),
+                    host: pinned.url.host.clone(),
                     timeout,
                 })??;
             if !(300..400).contains(&status) || status == 304 {
@@ -260,23 +273,29 @@ impl WebhookClient {
                     body: answer,
                 });
             }
+            let redirect = |reason: String| WebhookError::Redirect {
+                host: pinned.url.host.clone(),
+                reason,
+            };
             if hops >= self.options.max_redirects {
-                return Err(WebhookError::Redirect {
-                    url,
-                    reason: format!("more than {} redirects", self.options.max_redirects),
-                });
+                return Err(redirect(format!(
+                    "more than {} redirects",
+                    self.options.max_redirects
+                )));
             }
             let Some(location) = location else {
-                return Err(WebhookError::Redirect {
-                    url,
-                    reason: format!("status {status} without a Location"),
-                });
+                return Err(redirect(format!("status {status} without a Location")));
             };
-            url =
-                resolve_location(&pinned.url, &location).ok_or_else(|| WebhookError::Redirect {
-                    url: url.clone(),
-                    reason: "unusable Location".into(),
-                })?;
+            let next = resolve_location(&pinned.url, &location)
+                .ok_or_else(|| redirect("unusable Location".into()))?;
+            if is_downgrade(&pinned.url, &next) && !self.options.allow_private {
+                return Err(redirect(
+                    "refused: a redirect from https to http (the body and its signature \
+                     would travel in clear text)"
+                        .into(),
+                ));
+            }
+            url = next;
             hops += 1;
         }
     }
@@ -319,8 +338,8 @@ impl WebhookClient {
         pinned: &guard::PinnedUrl,
         headers: &[(&str, String)],
         body: &[u8],
-        url: &str,
     ) -> Result<(u16, Option<String>, Vec<u8>), WebhookError> {
+        let url = pinned.url.host.as_str();
         if pinned.url.scheme == "https" {
             let name = rustls::pki_types::ServerName::try_from(pinned.url.host.clone())
                 .map_err(|e| protocol(url, format!("TLS server name: {e}")))?;
@@ -329,9 +348,9 @@ impl WebhookClient {
                 .connect(name, stream)
                 .await
                 .map_err(|e| protocol(url, format!("TLS: {e}")))?;
-            self.http(tls, pinned, headers, body, url).await
+            self.http(tls, pinned, headers, body).await
         } else {
-            self.http(stream, pinned, headers, body, url).await
+            self.http(stream, pinned, headers, body).await
         }
     }
 
@@ -341,8 +360,8 @@ impl WebhookClient {
         pinned: &guard::PinnedUrl,
         headers: &[(&str, String)],
         body: &[u8],
-        url: &str,
     ) -> Result<(u16, Option<String>, Vec<u8>), WebhookError> {
+        let url = pinned.url.host.as_str();
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| protocol(url, format!("HTTP: {e}")))?;
@@ -378,7 +397,7 @@ impl WebhookClient {
                 .collect()
                 .await
                 .map_err(|_| WebhookError::TooLarge {
-                    url: url.to_owned(),
+                    host: url.to_owned(),
                     limit,
                 })?;
             Ok((status, location, collected.to_bytes().to_vec()))
@@ -406,7 +425,7 @@ impl WebhookClient {
             Ok(())
         } else {
             Err(WebhookError::Status {
-                url: d.address.clone(),
+                host: host_of(&d.address),
                 status: answer.status,
             })
         }
@@ -431,7 +450,7 @@ impl WebhookClient {
         let answer = self.post(url, &headers, &body).await?;
         if !(200..300).contains(&answer.status) {
             return Err(WebhookError::Status {
-                url: url.to_owned(),
+                host: host_of(url),
                 status: answer.status,
             });
         }
@@ -445,18 +464,62 @@ impl WebhookClient {
         if echoed.as_deref() == Some(challenge) {
             Ok(())
         } else {
-            Err(WebhookError::Challenge {
-                url: url.to_owned(),
-            })
+            Err(WebhookError::Challenge { host: host_of(url) })
         }
     }
 }
 
-fn protocol(url: &str, reason: String) -> WebhookError {
+fn protocol(host: &str, reason: String) -> WebhookError {
     WebhookError::Protocol {
-        url: url.to_owned(),
+        host: host.to_owned(),
         reason,
     }
+}
+
+/// The host of a webhook URL, for logs and stored errors (the path and query of a webhook
+/// URL are often a bearer token: Slack, Discord).
+pub fn host_of(url: &str) -> String {
+    guard::parse_url(url)
+        .map(|u| u.host)
+        .unwrap_or_else(|_| "(unusable URL)".into())
+}
+
+/// `text` fit for logs and the stored `last_error`: every URL cut to its scheme and host (no
+/// user information, path, query or fragment), every word with an `@` (an email address)
+/// replaced by `(address)`.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if let Some(at) = word.find("://") {
+            let (scheme, rest) = word.split_at(at + 3);
+            let authority = rest
+                .split(['/', '?', '#', '"', '\'', '>', ')'])
+                .next()
+                .unwrap_or("");
+            let host = authority.rsplit('@').next().unwrap_or("");
+            out.push_str(scheme);
+            out.push_str(host);
+            if authority.len() < rest.len() {
+                out.push_str("/…");
+            }
+        } else if word.contains('@') {
+            out.push_str("(address)");
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
+/// Whether following a redirect from `from` to `to` turns https into http.
+fn is_downgrade(from: &guard::OutboundUrl, to: &str) -> bool {
+    from.scheme == "https"
+        && to
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
 }
 
 fn host_header(host: &str) -> String {
@@ -497,9 +560,10 @@ pub struct OutboxPass {
 }
 
 /// One pass of the outbox worker for webhooks: claims up to `max` due deliveries (leased
-/// for `lease` seconds) of the `webhook` channel, sends each one by one, marks it delivered
-/// or failed (the store's backoff). Other channels are left to their own worker. `now` is
-/// injected.
+/// for `lease` seconds) of the `webhook` channel, sends them concurrently
+/// ([`super::worker::send_bounded`]), each under [`WebhookOptions::delivery_deadline`], and
+/// marks each delivered or failed (the store's backoff). Other channels are left to their own
+/// loop. `now` is injected.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_outbox_once(
     store: &Store,
@@ -511,39 +575,78 @@ pub async fn run_outbox_once(
     retry: RetryPolicy,
     public_url: &str,
 ) -> Result<OutboxPass, WebhookError> {
-    let mut pass = OutboxPass::default();
     let claimed = store
         .claim_channel_deliveries("webhook", instance, now, lease, max)
         .await?;
-    for d in claimed {
+    let items = claimed
+        .into_iter()
+        .map(|d| (host_of(&d.address), d))
+        .collect::<Vec<_>>();
+    let results = super::worker::send_bounded(items, |d| {
+        send_one(store, client, d, now, retry, public_url)
+    })
+    .await;
+    let mut pass = OutboxPass::default();
+    let mut first_error = None;
+    for r in results {
         pass.claimed += 1;
-        let secret = store
-            .subscription_secret(d.subscription_id)
-            .await?
-            .and_then(|s| hex::decode(s.trim()).ok())
-            .filter(|s| s.len() >= 16);
-        super::worker::failpoint("before-send", &d.id).await;
-        let result = match secret {
-            Some(secret) => client.deliver(&d, &secret, public_url).await,
-            None => Err(WebhookError::NoSecret(d.subscription_id)),
-        };
-        match result {
-            Ok(()) => {
-                super::worker::failpoint("after-send", &d.id).await;
-                store.mark_delivered(&d.id, now).await?;
-                super::worker::failpoint("after-commit", &d.id).await;
-                pass.delivered += 1;
-            }
+        match r {
+            Ok(true) => pass.delivered += 1,
+            Ok(false) => pass.failed += 1,
             Err(e) => {
-                tracing::warn!(delivery = %d.id, error = %e, "webhook delivery failed");
-                store
-                    .mark_attempt_failed(&d.id, now, &e.to_string(), retry)
-                    .await?;
-                pass.failed += 1;
+                first_error.get_or_insert(e);
             }
         }
     }
-    Ok(pass)
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(pass),
+    }
+}
+
+/// Sends one claimed delivery under the deadline and records the outcome: `true` delivered,
+/// `false` a failed attempt.
+async fn send_one(
+    store: &Store,
+    client: &WebhookClient,
+    d: Delivery,
+    now: i64,
+    retry: RetryPolicy,
+    public_url: &str,
+) -> Result<bool, StoreError> {
+    let host = host_of(&d.address);
+    let secret = store
+        .subscription_secret(d.subscription_id)
+        .await?
+        .and_then(|s| hex::decode(s.trim()).ok())
+        .filter(|s| s.len() >= 16);
+    super::worker::failpoint("before-send", &d.id).await;
+    let deadline = client.options.delivery_deadline;
+    let result = match secret {
+        Some(secret) => tokio::time::timeout(deadline, client.deliver(&d, &secret, public_url))
+            .await
+            .unwrap_or_else(|_| {
+                Err(WebhookError::Deadline {
+                    host: host.clone(),
+                    timeout: deadline,
+                })
+            }),
+        None => Err(WebhookError::NoSecret(d.subscription_id)),
+    };
+    match result {
+        Ok(()) => {
+            super::worker::failpoint("after-send", &d.id).await;
+            store.mark_delivered(&d.id, now).await?;
+            super::worker::failpoint("after-commit", &d.id).await;
+            Ok(true)
+        }
+        Err(e) => {
+            let error = redact(&e.to_string());
+            tracing::warn!(delivery = %d.id, host = %host, error = %error, "webhook delivery failed");
+            store.mark_attempt_failed(&d.id, now, &error, retry).await?;
+            Ok(false)
+        }
+    }
 }
 
 /// A fresh webhook secret: 256 random bits, hex.
@@ -576,6 +679,50 @@ mod tests {
             &sig
         ));
         assert!(!verify_signature(b"Jefe", b"x", "md5=00"));
+    }
+
+    #[test]
+    fn logged_errors_name_hosts_only() {
+        assert_eq!(
+            redact(
+                "refused by the SSRF guard: \"https://u:p@hooks.slack.com/services/T0/B1/XyZ?x=1\": bad"
+            ),
+            "refused by the SSRF guard: \"https://hooks.slack.com/… bad"
+        );
+        assert_eq!(
+            redact("SMTP: 550 5.1.1 <bob@example.org>: Recipient address rejected"),
+            "SMTP: 550 5.1.1 (address) Recipient address rejected"
+        );
+        assert_eq!(redact("http://[::1]:8080"), "http://[::1]:8080");
+        let e = WebhookError::Status {
+            host: host_of("https://discord.com/api/webhooks/123/t0ken"),
+            status: 500,
+        };
+        assert_eq!(e.to_string(), "discord.com: HTTP status 500");
+        let e = WebhookError::Guard(guard::parse_url("ftp://x.example/t0ken").unwrap_err());
+        assert!(!e.to_string().contains("t0ken"), "{e}");
+    }
+
+    #[test]
+    fn redirects_from_https_to_http_are_downgrades() {
+        let https = guard::parse_url("https://hooks.example/a").unwrap();
+        let http = guard::parse_url("http://hooks.example/a").unwrap();
+        let next = |base: &guard::OutboundUrl, loc: &str| resolve_location(base, loc).unwrap();
+        assert!(is_downgrade(
+            &https,
+            &next(&https, "http://hooks.example/b")
+        ));
+        assert!(is_downgrade(&https, "HTTP://other.example/b"));
+        assert!(!is_downgrade(
+            &https,
+            &next(&https, "https://other.example/b")
+        ));
+        assert!(!is_downgrade(&https, &next(&https, "/b")));
+        assert!(!is_downgrade(&http, &next(&http, "http://hooks.example/b")));
+        assert!(!is_downgrade(
+            &http,
+            &next(&http, "https://hooks.example/b")
+        ));
     }
 
     #[test]

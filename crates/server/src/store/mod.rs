@@ -858,6 +858,22 @@ impl Store {
             .await
     }
 
+    /// Deletes the subscriptions never confirmed in time (past their confirmation deadline,
+    /// or a day old without one; blocked ones are kept), with their deliveries; how many.
+    /// Run by the periodic sweep ([`crate::notify::worker::run_sweeps`]).
+    pub async fn sweep_expired_subscriptions(&self, now: i64) -> Result<u64, StoreError> {
+        self.tx(move |tx| outbox::sweep_expired_subscriptions(tx, now))
+            .await
+    }
+
+    /// The subscriptions of `domain` that count toward its cap at `now`: all but the ones
+    /// [`Store::sweep_expired_subscriptions`] deletes.
+    pub async fn live_subscription_count(&self, domain: &str, now: i64) -> Result<u64, StoreError> {
+        let domain = normalise_domain(domain)?;
+        self.tx(move |tx| outbox::live_subscription_count(tx, &domain, now))
+            .await
+    }
+
     /// The alert policy [`Store::finish`] applies.
     pub fn alert_policy(&self) -> Policy {
         self.policy

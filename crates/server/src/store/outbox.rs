@@ -668,12 +668,17 @@ fn failed_delivery_notice(
     if r.int(0).unwrap_or(0) < 0 {
         return Ok(());
     }
+    // The subscription's id and channel, never its address: an unsubscribe deletes the
+    // subscription and its deliveries, and must leave the address nowhere (this notice
+    // stays).
     let detail: String = format!(
-        "delivery {id} of the {} {} alert to {} {} failed after {failures} attempts: {error}",
+        "delivery {id} of the {} {} alert to {} subscription {} failed after {failures} \
+         attempts: {}",
         r.text(5).unwrap_or_default(),
         r.text(6).unwrap_or_default(),
         r.text(1).unwrap_or_default(),
-        r.text(2).unwrap_or_default(),
+        r.int(0).unwrap_or(0),
+        crate::notify::webhook::redact(error),
     )
     .chars()
     .take(2000)
@@ -1093,6 +1098,57 @@ pub(crate) fn unsubscribe_by_token(
         r.text(2).unwrap_or_default(),
         r.text(3).unwrap_or_default(),
     )))
+}
+
+/// How long an unconfirmed subscription without a confirmation deadline (a webhook whose
+/// challenge was cut short by a crash) is kept: a day.
+pub const PENDING_WITHOUT_DEADLINE_SECS: i64 = 86_400;
+
+/// The rows of `subscriptions` that are dead opt-ins at `$1` (now), `$2` being now minus
+/// [`PENDING_WITHOUT_DEADLINE_SECS`]: never confirmed, not blocked by the admin, and past
+/// their confirmation deadline (or, without one, older than a day).
+const EXPIRED_PENDING: &str = "confirmed_at IS NULL AND blocked = 0 AND \
+     ((confirm_expires_at IS NOT NULL AND confirm_expires_at < $1) \
+      OR (confirm_expires_at IS NULL AND created_at < $2))";
+
+/// Deletes the subscriptions that were never confirmed in time ([`EXPIRED_PENDING`]) with
+/// their deliveries: the addresses of people who never opted in are not kept. Returns how
+/// many subscriptions were deleted.
+pub(crate) fn sweep_expired_subscriptions(tx: &mut dyn Tx, now: i64) -> Result<u64, StoreError> {
+    let cutoff = now.saturating_sub(PENDING_WITHOUT_DEADLINE_SECS);
+    tx.exec(
+        &format!(
+            "DELETE FROM deliveries WHERE subscription_id IN \
+               (SELECT id FROM subscriptions WHERE {EXPIRED_PENDING})"
+        ),
+        &[now.into(), cutoff.into()],
+    )?;
+    tx.exec(
+        &format!("DELETE FROM subscriptions WHERE {EXPIRED_PENDING}"),
+        &[now.into(), cutoff.into()],
+    )
+}
+
+/// The subscriptions of `domain` that count toward its cap at `now`: every one but the dead
+/// opt-ins that [`sweep_expired_subscriptions`] deletes (confirmed, blocked, and pending
+/// ones still within their deadline count).
+pub(crate) fn live_subscription_count(
+    tx: &mut dyn Tx,
+    domain: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let cutoff = now.saturating_sub(PENDING_WITHOUT_DEADLINE_SECS);
+    let rows = tx.query(
+        &format!(
+            "SELECT COUNT(*) FROM subscriptions WHERE domain = $3 AND NOT ({EXPIRED_PENDING})"
+        ),
+        &[now.into(), cutoff.into(), domain.into()],
+    )?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.int(0))
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0))
 }
 
 /// Stores `hash` as the unsubscribe token hash of subscription (domain, channel, address);

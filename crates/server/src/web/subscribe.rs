@@ -64,7 +64,8 @@ pub const GLOBAL: Limit = Limit {
 pub const MAX_PENDING_PER_DOMAIN: usize = 20;
 /// The window of [`MAX_PENDING_PER_DOMAIN`] (24 hours).
 pub const PENDING_WINDOW_SECS: i64 = 86_400;
-/// Subscriptions (all channels and states) one domain may have.
+/// Subscriptions (all channels) one domain may have: confirmed or blocked ones, and pending
+/// ones still within their confirmation deadline (expired ones are deleted by the sweep).
 pub const MAX_PER_DOMAIN: usize = 500;
 /// The whole webhook challenge (every redirect included) must finish within this, well
 /// inside the request deadline ([`security::REQUEST_TIMEOUT`]).
@@ -427,7 +428,10 @@ pub async fn subscribe(
         .map_err(SubscribeError::RateLimited)?;
     let limit = u32::try_from(MAX_PER_DOMAIN + 1).unwrap_or(u32::MAX);
     let existing = store.subscriptions(Some(&domain), limit).await?;
-    if existing.len() >= MAX_PER_DOMAIN {
+    // Opt-ins never confirmed in time do not count (the sweep deletes them): a flood of
+    // requests nobody confirms cannot fill a domain for good.
+    let live = store.live_subscription_count(&domain, now).await?;
+    if usize::try_from(live).unwrap_or(usize::MAX) >= MAX_PER_DOMAIN {
         return Err(SubscribeError::DomainFull(format!(
             "{domain} has as many subscriptions as this service allows ({MAX_PER_DOMAIN})"
         )));
