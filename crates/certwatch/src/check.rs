@@ -726,7 +726,10 @@ fn classify_suspects(
             .min()
             .unwrap_or(0);
         for r in 0..n {
-            let seen: Vec<Seen> = jobs.iter().map(|j| rounds[*j][r].clone()).collect();
+            let seen: Vec<Seen> = jobs
+                .iter()
+                .filter_map(|j| rounds.get(*j).and_then(|x| x.get(r)).cloned())
+                .collect();
             results.push(vantage_result(ep, seen, &policy, transport));
         }
         let c = confirm(&results);
