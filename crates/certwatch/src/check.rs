@@ -8,8 +8,8 @@ use std::time::Duration;
 use certwatch_core::{
     Classification, Confirmation, DnssecStatus, DomainVerdict, Endpoint, EndpointVerdict,
     FailureKind, KeySeen, MatchPolicy, PinSource, PresentedChain, ProbeFailure, ProbeOutcome,
-    ProbeTarget, UnixTime, Vantage, VantageResult, Verdict, Warning, WarningCode, agreed_key,
-    confirm, judge_endpoint, judge_target, setup_advice,
+    ProbeTarget, TargetVerdict, UnixTime, Vantage, VantageResult, Verdict, Warning, WarningCode,
+    agreed_key, confirm, judge_endpoint, judge_target, setup_advice,
 };
 use certwatch_dns::{AnswerKind, DomainName, Resolver, RrType};
 use certwatch_probe::{
@@ -80,7 +80,13 @@ impl Checker {
     /// With [`CheckOptions::confirm`] above 0, every mismatching (endpoint, address, key
     /// type) target is re-probed from several vantage points before the mismatch is
     /// reported (in rounds, as [`Checker::survey`] describes) and classified with core's
-    /// rules, target by target.
+    /// rules, target by target. So is, unless the transport is direct, every address of a
+    /// DANE endpoint (secure, non-empty TLSA RRset) that answered with a protocol error (no
+    /// STARTTLS, a TLS alert...; a timeout is no suspect): a hostile exit can strip
+    /// STARTTLS as easily as present another key. Such an address is re-probed with every
+    /// key type; a vantage point that completes TLS with a key in the TLSA set counts as a
+    /// match, so when most vantage points do, the protocol error was the exit's
+    /// (`hostile-exit` warning, the target a match), and when they see it too, it stays.
     ///
     /// A verdict is data: a mismatch is `Ok(report)` with `verdict: mismatch`. Errors are
     /// for an invalid domain and an unreachable or misconfigured resolver.
@@ -255,9 +261,14 @@ impl Checker {
         let policy_now = UnixTime::since_unix_epoch(Duration::from_secs(now));
         let mut verdicts: Vec<EndpointVerdict> = Vec::new();
         let mut entries = Vec::new();
+        // Where each endpoint's entries begin in `entries`.
+        let mut entry_base: Vec<usize> = Vec::new();
         let mut keys = Vec::new();
-        // Every mismatching probe, for the confirmation.
+        // Every mismatching probe, and every DANE address with a protocol error, for the
+        // confirmation. Over the direct transport there is no exit to suspect of stripping
+        // TLS, and no second vantage point to ask: a protocol error stands as it is.
         let mut suspects: Vec<Suspect> = Vec::new();
+        let downgrades = !matches!(self.prober.transport(), Transport::Direct);
         // Every probed target and key type, for a survey.
         let mut probed: Vec<(usize, ProbeTarget, KeyRequest, Seen)> = Vec::new();
         let mut probes: Vec<Probe> = Vec::new();
@@ -270,20 +281,10 @@ impl Checker {
                 .collect();
             let policy = MatchPolicy::new(&ep.domain, &ep.id.target, policy_now);
             let ev = judge_endpoint(ep, &outcomes, &policy);
+            entry_base.push(entries.len());
             entries.extend(entries_of(ep, &ev, &seen));
             for (i, (t, s)) in ev.targets.iter().zip(&seen).enumerate() {
-                if t.verdict == Verdict::Mismatch
-                    && let (Some(kr), Some(v)) = (s.key_request, s.vantage)
-                {
-                    let first = VantageResult::new(v, t.verdict, t.presented_spki_sha256.clone());
-                    suspects.push(Suspect {
-                        endpoint: e,
-                        index: i,
-                        target: t.target.clone(),
-                        key_request: kr,
-                        first,
-                    });
-                }
+                add_suspect(&mut suspects, e, i, t, s, downgrades);
                 if matches!(
                     t.verdict,
                     Verdict::NoRecords | Verdict::UnusableRecords | Verdict::NoDnssec
@@ -303,12 +304,19 @@ impl Checker {
         let mut confirmation = None;
         let mut confirm_warnings = Vec::new();
         if self.options.confirm > 0 && !suspects.is_empty() {
-            let (summary, warnings, more) = self
-                .confirm_mismatches(&endpoints, &mut verdicts, &suspects, policy_now)
+            let (confirmed, more) = self
+                .confirm_suspects(&endpoints, &mut verdicts, &suspects, policy_now)
                 .await;
             probes.extend(more);
-            confirm_warnings = warnings;
-            confirmation = Some(summary);
+            for (s, v) in suspects.iter().zip(&confirmed.verdicts) {
+                for i in &s.indices {
+                    if let Some(entry) = entries.get_mut(entry_base[s.endpoint] + i) {
+                        entry.confirmed_verdict = Some(*v);
+                    }
+                }
+            }
+            confirm_warnings = confirmed.warnings;
+            confirmation = Some(confirmed.summary);
         }
         // A mismatch is an alert, not a setup matter: its endpoints get no setup lines.
         let setup_endpoints: Vec<Endpoint> = endpoints
@@ -378,84 +386,39 @@ impl Checker {
         )
     }
 
-    /// Re-probes every mismatching target in `confirm` rounds of distinct exits (plus
-    /// directly), classifies each with core's rules, and applies the confirmed verdicts to
-    /// the endpoints. Returns the combined summary and the warnings (each naming its target).
-    async fn confirm_mismatches(
+    /// Re-probes every suspect (mismatching target, DANE address with a protocol error) in
+    /// `confirm` rounds of distinct exits (plus directly), classifies each with core's rules
+    /// ([`classify_suspects`]), and applies the confirmed verdicts to the endpoints. Returns
+    /// the confirmation and the probes of the rounds.
+    async fn confirm_suspects(
         &self,
         endpoints: &[Endpoint],
         verdicts: &mut [EndpointVerdict],
         suspects: &[Suspect],
         now: UnixTime,
-    ) -> (ConfirmationReport, Vec<Warning>, Vec<Probe>) {
-        let jobs: Vec<(ProbeTarget, KeyRequest)> = suspects
-            .iter()
-            .map(|s| (s.target.clone(), s.key_request))
-            .collect();
+    ) -> (Confirmed, Vec<Probe>) {
+        let (jobs, plan) = confirmation_jobs(suspects, &self.options.key_requests);
         let first_exits = suspects
             .iter()
             .filter_map(|s| exit_ip(Some(s.first.vantage)));
         let rounds = self
             .vantage_rounds(&jobs, self.options.confirm, first_exits.collect())
             .await;
-        let mut confirmations: Vec<Confirmation> = Vec::new();
-        let mut warnings: Vec<Warning> = Vec::new();
-        let mut probes: Vec<Probe> = Vec::new();
-        for (s, more) in suspects.iter().zip(rounds) {
-            let ep = &endpoints[s.endpoint];
-            let policy = MatchPolicy::new(&ep.domain, &s.target.id.target, now);
-            let mut results = vec![s.first.clone()];
-            for seen in more {
-                if let Some(p) = &seen.probe {
-                    probes.push((**p).clone());
-                }
-                let tv = judge_target(ep, seen.address, &seen.outcome, &policy);
-                let vantage = seen
-                    .vantage
-                    .unwrap_or_else(|| nominal_vantage(self.prober.transport()));
-                results.push(VantageResult::new(
-                    vantage,
-                    tv.verdict,
-                    tv.presented_spki_sha256,
-                ));
-            }
-            let c = confirm(&results);
-            if let Some(t) = verdicts[s.endpoint].targets.get_mut(s.index) {
-                t.verdict = c.verdict;
-            }
-            let label = format!(
-                "{} {}:{} [{}] {}",
-                s.target.id.service,
-                s.target.id.target,
-                s.target.id.port,
-                s.target.address,
-                key_request_label(s.key_request)
-            );
-            for w in &c.warnings {
-                let w = if w.code == WarningCode::DiversityUnverified {
-                    w.clone()
-                } else {
-                    Warning::new(w.code, format!("{label}: {}", w.message))
-                };
-                if !warnings.contains(&w) {
-                    warnings.push(w);
-                }
-            }
-            confirmations.push(c);
-        }
-        // Each endpoint that had a mismatch takes the worst of its targets as confirmed;
-        // the report's entries keep what the check itself saw, as evidence.
-        let touched: std::collections::BTreeSet<usize> =
-            suspects.iter().map(|s| s.endpoint).collect();
-        for e in touched {
-            let ev = &mut verdicts[e];
-            if let Some(worst) = ev.targets.iter().max_by_key(|t| t.verdict.rank(t.dane)) {
-                ev.verdict = worst.verdict;
-                ev.reason = worst.reason;
-                ev.dane = worst.dane;
-            }
-        }
-        (combine_confirmations(&confirmations), warnings, probes)
+        let probes = rounds
+            .iter()
+            .flatten()
+            .filter_map(|s| s.probe.as_deref().cloned())
+            .collect();
+        let confirmed = classify_suspects(
+            endpoints,
+            verdicts,
+            suspects,
+            &plan,
+            &rounds,
+            now,
+            self.prober.transport(),
+        );
+        (confirmed, probes)
     }
 
     /// Probes every job again in `n` rounds of distinct vantage points, then directly
@@ -602,16 +565,216 @@ impl Checker {
     }
 }
 
-/// A mismatching probe awaiting confirmation.
+/// Why a target awaits confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SuspectKind {
+    /// A mismatch of this key type: re-probed with this key type.
+    Mismatch(KeyRequest),
+    /// A protocol error on a DANE target (an exit may have stripped STARTTLS or broken the
+    /// handshake): the address is re-probed with every key type, and each vantage point
+    /// counts with the worst of its conclusive key types (a key type the server does not
+    /// have is dropped when another answered, as in the check).
+    Downgrade,
+}
+
+/// A target awaiting confirmation.
+#[derive(Debug, Clone)]
 struct Suspect {
     /// Index of its endpoint.
     endpoint: usize,
-    /// Index of its target verdict within the endpoint.
-    index: usize,
+    /// Indices of the target verdicts (within the endpoint) it stands for: one for a
+    /// mismatch, every key type with a protocol error on the address for a downgrade.
+    indices: Vec<usize>,
     target: ProbeTarget,
-    key_request: KeyRequest,
+    kind: SuspectKind,
     /// What the check itself saw.
     first: VantageResult,
+}
+
+/// Adds the suspect that target verdict `t` (index `i` of endpoint `e`, seen as `s`) makes,
+/// if any: a mismatch, or (with `downgrades`) a protocol error where DANE makes TLS
+/// mandatory. A timeout or network failure is indeterminate, never a suspect.
+fn add_suspect(
+    suspects: &mut Vec<Suspect>,
+    e: usize,
+    i: usize,
+    t: &TargetVerdict,
+    s: &Seen,
+    downgrades: bool,
+) {
+    let (Some(kr), Some(v)) = (s.key_request, s.vantage) else {
+        return;
+    };
+    if t.verdict == Verdict::Mismatch {
+        suspects.push(Suspect {
+            endpoint: e,
+            indices: vec![i],
+            target: t.target.clone(),
+            kind: SuspectKind::Mismatch(kr),
+            first: VantageResult::new(v, t.verdict, t.presented_spki_sha256.clone()),
+        });
+    } else if downgrades && t.verdict == Verdict::ProtocolError && t.dane {
+        let same = suspects.iter_mut().find(|x| {
+            x.kind == SuspectKind::Downgrade
+                && x.endpoint == e
+                && x.target.address == t.target.address
+        });
+        match same {
+            Some(x) => x.indices.push(i),
+            None => suspects.push(Suspect {
+                endpoint: e,
+                indices: vec![i],
+                target: t.target.clone(),
+                kind: SuspectKind::Downgrade,
+                first: VantageResult::new(v, Verdict::ProtocolError, None),
+            }),
+        }
+    }
+}
+
+/// The probe jobs of a confirmation (each (target, key type) once) and, per suspect, the
+/// indices of its jobs.
+fn confirmation_jobs(
+    suspects: &[Suspect],
+    key_requests: &[KeyRequest],
+) -> (Vec<(ProbeTarget, KeyRequest)>, Vec<Vec<usize>>) {
+    let mut jobs: Vec<(ProbeTarget, KeyRequest)> = Vec::new();
+    let mut plan = Vec::new();
+    for s in suspects {
+        let krs: Vec<KeyRequest> = match s.kind {
+            SuspectKind::Mismatch(kr) => vec![kr],
+            SuspectKind::Downgrade => key_requests.to_vec(),
+        };
+        let mut mine = Vec::new();
+        for kr in krs {
+            let job = (s.target.clone(), kr);
+            let j = match jobs.iter().position(|x| *x == job) {
+                Some(j) => j,
+                None => {
+                    jobs.push(job);
+                    jobs.len() - 1
+                }
+            };
+            mine.push(j);
+        }
+        plan.push(mine);
+    }
+    (jobs, plan)
+}
+
+/// The outcome of a confirmation.
+struct Confirmed {
+    /// The summary for the report.
+    summary: ConfirmationReport,
+    /// `hostile-exit` (naming the target) and `diversity-unverified` warnings.
+    warnings: Vec<Warning>,
+    /// The confirmed verdict of each suspect, in order.
+    verdicts: Vec<Verdict>,
+}
+
+/// What one vantage point's probes of a suspect (one per job of the suspect, all from one
+/// round) say: the worst conclusive verdict over its key types (a key type the server does
+/// not have dropped when another answered), `indeterminate` when none is conclusive.
+fn vantage_result(
+    ep: &Endpoint,
+    seen: Vec<Seen>,
+    policy: &MatchPolicy<'_>,
+    transport: &Transport,
+) -> VantageResult {
+    let judged: Vec<(TargetVerdict, Option<Vantage>)> = tidy_key_types(seen)
+        .into_iter()
+        .map(|s| (judge_target(ep, s.address, &s.outcome, policy), s.vantage))
+        .collect();
+    let pick = judged
+        .iter()
+        .filter(|(tv, _)| tv.verdict != Verdict::Indeterminate)
+        .max_by_key(|(tv, _)| tv.verdict.rank(tv.dane))
+        .or_else(|| judged.first());
+    match pick {
+        Some((tv, v)) => VantageResult::new(
+            v.unwrap_or_else(|| nominal_vantage(transport)),
+            tv.verdict,
+            tv.presented_spki_sha256.clone(),
+        ),
+        None => VantageResult::new(nominal_vantage(transport), Verdict::Indeterminate, None),
+    }
+}
+
+/// Classifies every suspect with core's rules from what the check saw and what each round
+/// (`rounds[job][round]`, the jobs of `plan[suspect]`) saw, sets each suspect's target
+/// verdicts to the confirmed verdict, and makes each touched endpoint the worst of its
+/// targets again.
+fn classify_suspects(
+    endpoints: &[Endpoint],
+    verdicts: &mut [EndpointVerdict],
+    suspects: &[Suspect],
+    plan: &[Vec<usize>],
+    rounds: &[Vec<Seen>],
+    now: UnixTime,
+    transport: &Transport,
+) -> Confirmed {
+    let mut confirmations: Vec<Confirmation> = Vec::new();
+    let mut warnings: Vec<Warning> = Vec::new();
+    let mut confirmed = Vec::new();
+    for (s, jobs) in suspects.iter().zip(plan) {
+        let ep = &endpoints[s.endpoint];
+        let policy = MatchPolicy::new(&ep.domain, &s.target.id.target, now);
+        let mut results = vec![s.first.clone()];
+        let n = jobs
+            .iter()
+            .map(|j| rounds.get(*j).map_or(0, Vec::len))
+            .min()
+            .unwrap_or(0);
+        for r in 0..n {
+            let seen: Vec<Seen> = jobs
+                .iter()
+                .filter_map(|j| rounds.get(*j).and_then(|x| x.get(r)).cloned())
+                .collect();
+            results.push(vantage_result(ep, seen, &policy, transport));
+        }
+        let c = confirm(&results);
+        for i in &s.indices {
+            if let Some(t) = verdicts[s.endpoint].targets.get_mut(*i) {
+                t.verdict = c.verdict;
+            }
+        }
+        let what = match s.kind {
+            SuspectKind::Mismatch(kr) => key_request_label(kr),
+            SuspectKind::Downgrade => "protocol error",
+        };
+        let label = format!(
+            "{} {}:{} [{}] {what}",
+            s.target.id.service, s.target.id.target, s.target.id.port, s.target.address,
+        );
+        for w in &c.warnings {
+            let w = if w.code == WarningCode::DiversityUnverified {
+                w.clone()
+            } else {
+                Warning::new(w.code, format!("{label}: {}", w.message))
+            };
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+        confirmed.push(c.verdict);
+        confirmations.push(c);
+    }
+    // Each endpoint that had a suspect takes the worst of its targets as confirmed; the
+    // report's entries keep what the check itself saw, as evidence.
+    let touched: std::collections::BTreeSet<usize> = suspects.iter().map(|s| s.endpoint).collect();
+    for e in touched {
+        let ev = &mut verdicts[e];
+        if let Some(worst) = ev.targets.iter().max_by_key(|t| t.verdict.rank(t.dane)) {
+            ev.verdict = worst.verdict;
+            ev.reason = worst.reason;
+            ev.dane = worst.dane;
+        }
+    }
+    Confirmed {
+        summary: combine_confirmations(&confirmations),
+        warnings,
+        verdicts: confirmed,
+    }
 }
 
 fn key_request_label(kr: KeyRequest) -> &'static str {
@@ -917,6 +1080,7 @@ fn entries_of(ep: &Endpoint, ev: &EndpointVerdict, seen: &[Seen]) -> Vec<Endpoin
             vantage: None,
             key_type: None,
             error: None,
+            confirmed_verdict: None,
         }];
     }
     ev.targets
@@ -944,6 +1108,7 @@ fn entries_of(ep: &Endpoint, ev: &EndpointVerdict, seen: &[Seen]) -> Vec<Endpoin
                 vantage: s.and_then(|s| s.vantage),
                 key_type: t.key_type,
                 error,
+                confirmed_verdict: None,
             }
         })
         .collect()
@@ -1189,6 +1354,283 @@ mod tests {
         assert_eq!(c.classification, Classification::HostileExit);
         assert_eq!(c.vantage_points, 4);
         assert_eq!(c.distinct_exits, 3);
+    }
+
+    /// A leaf whose key the DANE endpoint below publishes, and one it does not.
+    const PUBLISHED: &[u8] = include_bytes!("../../certwatch-core/tests/data/p256.cert.der");
+    const OTHER: &[u8] = include_bytes!("../../certwatch-core/tests/data/p384.cert.der");
+
+    fn now() -> UnixTime {
+        UnixTime::since_unix_epoch(Duration::from_secs(1_800_000_000))
+    }
+
+    /// c2s xmpp.example.org:5222 at 192.0.2.1, everything secure, TLSA 3 1 1 of PUBLISHED.
+    fn dane_endpoint() -> Endpoint {
+        let mut ep = Endpoint::new(
+            "example.org",
+            certwatch_core::Service::C2sStarttls,
+            "xmpp.example.org",
+            5222,
+        );
+        ep.ipv4 = certwatch_core::AddressRrset::new(
+            DnssecStatus::Secure,
+            vec!["192.0.2.1".parse().unwrap()],
+        );
+        let key = PresentedChain::new(vec![PUBLISHED.to_vec()], true)
+            .leaf_spki_sha256()
+            .unwrap();
+        ep.tlsa = certwatch_core::TlsaRrset::new(
+            ep.id.tlsa_owner(),
+            DnssecStatus::Secure,
+            vec![format!("3 1 1 {}", hex::encode(key)).parse().unwrap()],
+        );
+        ep
+    }
+
+    fn tls(leaf: &[u8]) -> ProbeOutcome {
+        ProbeOutcome::Presented(PresentedChain::new(vec![leaf.to_vec()], true))
+    }
+
+    fn stripped() -> ProbeOutcome {
+        ProbeOutcome::Failed(ProbeFailure::new(
+            FailureKind::Protocol,
+            "xmpp",
+            "XMPP negotiation failed: the stream features do not offer STARTTLS",
+        ))
+    }
+
+    fn no_such_key() -> ProbeOutcome {
+        ProbeOutcome::Failed(ProbeFailure::new(
+            FailureKind::Protocol,
+            "key-type-not-offered",
+            "no ec key offered",
+        ))
+    }
+
+    fn timed_out() -> ProbeOutcome {
+        ProbeOutcome::Failed(ProbeFailure::new(
+            FailureKind::Inconclusive,
+            "timeout",
+            "STARTTLS timed out",
+        ))
+    }
+
+    /// A fake probe: what `vantage` saw of 192.0.2.1 asking for `kr`.
+    fn fake(vantage: &str, kr: KeyRequest, outcome: ProbeOutcome) -> Seen {
+        let proven_spki = match &outcome {
+            ProbeOutcome::Presented(c) => c.leaf_spki_sha256(),
+            _ => None,
+        };
+        Seen {
+            address: "192.0.2.1".parse().unwrap(),
+            key_request: Some(kr),
+            outcome,
+            vantage: Some(vantage.parse().unwrap()),
+            error: None,
+            proven_spki,
+            probe: None,
+        }
+    }
+
+    /// One confirmation round: its vantage point and what each key type saw.
+    type Round = (&'static str, Vec<(KeyRequest, ProbeOutcome)>);
+
+    /// The check's half (tidy, judge, suspects) on the check's own fake probes, then the
+    /// confirmation's half on fake rounds, exactly as `run_discovered` and
+    /// `confirm_suspects` chain them (the probing itself is the only part left out).
+    fn fake_check(
+        ep: &Endpoint,
+        check: Vec<Seen>,
+        rounds: &[Round],
+        downgrades: bool,
+    ) -> (Vec<Suspect>, EndpointVerdict, Confirmed) {
+        let seen = tidy_key_types(check);
+        let outcomes: Vec<(IpAddr, ProbeOutcome)> = seen
+            .iter()
+            .map(|s| (s.address, s.outcome.clone()))
+            .collect();
+        let policy = MatchPolicy::new(&ep.domain, &ep.id.target, now());
+        let ev = judge_endpoint(ep, &outcomes, &policy);
+        let mut suspects = Vec::new();
+        for (i, (t, s)) in ev.targets.iter().zip(&seen).enumerate() {
+            add_suspect(&mut suspects, 0, i, t, s, downgrades);
+        }
+        let (jobs, plan) = confirmation_jobs(&suspects, &[KeyRequest::Ec, KeyRequest::Rsa]);
+        let per_job: Vec<Vec<Seen>> = jobs
+            .iter()
+            .map(|(_, kr)| {
+                rounds
+                    .iter()
+                    .map(|(v, outs)| {
+                        let o = outs.iter().find(|(k, _)| k == kr).map(|(_, o)| o.clone());
+                        fake(v, *kr, o.expect("an outcome per key type"))
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut verdicts = vec![ev];
+        let transport = Transport::Socks {
+            proxy: "127.0.0.1:9050".parse().unwrap(),
+        };
+        let confirmed = classify_suspects(
+            std::slice::from_ref(ep),
+            &mut verdicts,
+            &suspects,
+            &plan,
+            &per_job,
+            now(),
+            &transport,
+        );
+        (suspects, verdicts.remove(0), confirmed)
+    }
+
+    const BAD_EXIT: &str = "tor:198.51.100.7";
+
+    #[test]
+    fn a_starttls_strip_by_one_exit_is_a_hostile_exit_not_a_downgrade() {
+        use KeyRequest::{Ec, Rsa};
+        let ep = dane_endpoint();
+        // The check's exit strips STARTTLS for both key types; the server has an EC key only.
+        let check = vec![
+            fake(BAD_EXIT, Ec, stripped()),
+            fake(BAD_EXIT, Rsa, stripped()),
+        ];
+        let good = || vec![(Ec, tls(PUBLISHED)), (Rsa, no_such_key())];
+        let rounds: Vec<Round> = vec![
+            ("tor:192.0.2.11", good()),
+            ("tor:192.0.2.12", good()),
+            // A timeout does not count (and the missing RSA key is no protocol error when
+            // another key type answered... or timed out).
+            (
+                "tor:192.0.2.13",
+                vec![(Ec, timed_out()), (Rsa, no_such_key())],
+            ),
+            ("direct", good()),
+        ];
+        let (suspects, ev, confirmed) = fake_check(&ep, check, &rounds, true);
+        // One suspect for the address, standing for both key types' entries.
+        assert_eq!(suspects.len(), 1);
+        assert_eq!(suspects[0].kind, SuspectKind::Downgrade);
+        assert_eq!(suspects[0].indices, vec![0, 1]);
+        assert_eq!(confirmed.verdicts, vec![Verdict::Match]);
+        assert_eq!(
+            confirmed.summary.classification,
+            Classification::HostileExit
+        );
+        assert_eq!(ev.verdict, Verdict::Match);
+        assert!(ev.targets.iter().all(|t| t.verdict == Verdict::Match));
+        let w: Vec<&Warning> = confirmed
+            .warnings
+            .iter()
+            .filter(|w| w.code == WarningCode::HostileExit)
+            .collect();
+        assert_eq!(w.len(), 1, "{:?}", confirmed.warnings);
+        assert!(
+            w[0].message.contains("tor:198.51.100.7 saw protocol-error")
+                && w[0]
+                    .message
+                    .contains("xmpp.example.org:5222 [192.0.2.1] protocol error")
+                && w[0].message.contains("1 of 4 vantage points differ"),
+            "{}",
+            w[0].message
+        );
+    }
+
+    #[test]
+    fn a_downgrade_every_vantage_point_sees_stays_a_protocol_error() {
+        use KeyRequest::{Ec, Rsa};
+        let ep = dane_endpoint();
+        let check = vec![
+            fake(BAD_EXIT, Ec, stripped()),
+            fake(BAD_EXIT, Rsa, stripped()),
+        ];
+        let strip = || vec![(Ec, stripped()), (Rsa, stripped())];
+        let rounds: Vec<Round> = vec![
+            ("tor:192.0.2.11", strip()),
+            ("tor:192.0.2.12", strip()),
+            ("tor:192.0.2.13", strip()),
+            ("direct", strip()),
+        ];
+        let (_, ev, confirmed) = fake_check(&ep, check, &rounds, true);
+        assert_eq!(confirmed.verdicts, vec![Verdict::ProtocolError]);
+        assert_eq!(
+            confirmed.summary.classification,
+            Classification::ServerSideInterception
+        );
+        assert_eq!(ev.verdict, Verdict::ProtocolError);
+        assert!(ev.dane);
+        assert!(
+            confirmed
+                .warnings
+                .iter()
+                .all(|w| w.code != WarningCode::HostileExit)
+        );
+        // A server that speaks no usable TLS at all (no key type answers, from anywhere) is
+        // a downgrade too: "no key of this type" is not a completed handshake.
+        let check = vec![
+            fake(BAD_EXIT, Ec, no_such_key()),
+            fake(BAD_EXIT, Rsa, no_such_key()),
+        ];
+        let none = || vec![(Ec, no_such_key()), (Rsa, no_such_key())];
+        let rounds: Vec<Round> = vec![
+            ("tor:192.0.2.11", none()),
+            ("tor:192.0.2.12", none()),
+            ("direct", none()),
+        ];
+        let (suspects, ev, confirmed) = fake_check(&ep, check, &rounds, true);
+        assert_eq!(suspects.len(), 1);
+        assert_eq!(confirmed.verdicts, vec![Verdict::ProtocolError]);
+        assert_eq!(ev.verdict, Verdict::ProtocolError);
+    }
+
+    #[test]
+    fn timeouts_non_dane_errors_and_direct_checks_make_no_downgrade_suspect() {
+        use KeyRequest::{Ec, Rsa};
+        let ep = dane_endpoint();
+        // A timeout is indeterminate: nothing to confirm.
+        let (suspects, ev, _) = fake_check(&ep, vec![fake(BAD_EXIT, Ec, timed_out())], &[], true);
+        assert!(suspects.is_empty());
+        assert_eq!(ev.verdict, Verdict::Indeterminate);
+        // Over the direct transport, a protocol error stands (no exit, no second vantage).
+        let check = vec![
+            fake("direct", Ec, stripped()),
+            fake("direct", Rsa, stripped()),
+        ];
+        let (suspects, ev, _) = fake_check(&ep, check, &[], false);
+        assert!(suspects.is_empty());
+        assert_eq!(ev.verdict, Verdict::ProtocolError);
+        // No TLSA record: TLS is not mandatory, no downgrade to confirm.
+        let mut plain = dane_endpoint();
+        plain.tlsa.records.clear();
+        let (suspects, _, _) = fake_check(&plain, vec![fake(BAD_EXIT, Ec, stripped())], &[], true);
+        assert!(suspects.is_empty());
+    }
+
+    #[test]
+    fn a_mismatch_through_one_exit_is_still_a_hostile_exit() {
+        use KeyRequest::{Ec, Rsa};
+        let ep = dane_endpoint();
+        let check = vec![fake(BAD_EXIT, Ec, tls(OTHER))];
+        let good = || vec![(Ec, tls(PUBLISHED)), (Rsa, no_such_key())];
+        let rounds: Vec<Round> = vec![
+            ("tor:192.0.2.11", good()),
+            ("tor:192.0.2.12", good()),
+            ("direct", good()),
+        ];
+        let (suspects, ev, confirmed) = fake_check(&ep, check, &rounds, true);
+        assert_eq!(suspects.len(), 1);
+        assert_eq!(suspects[0].kind, SuspectKind::Mismatch(Ec));
+        assert_eq!(confirmed.verdicts, vec![Verdict::Match]);
+        assert_eq!(
+            confirmed.summary.classification,
+            Classification::HostileExit
+        );
+        assert_eq!(ev.verdict, Verdict::Match);
+        assert!(confirmed.warnings.iter().any(|w| {
+            w.code == WarningCode::HostileExit
+                && w.message.contains("[192.0.2.1] ec key")
+                && w.message.contains("tor:198.51.100.7 saw mismatch")
+        }));
     }
 
     #[test]

@@ -978,6 +978,7 @@ mod tests {
             vantage: Some(Vantage::Direct),
             key_type: Some(KeyType::Ecdsa),
             error: None,
+            confirmed_verdict: None,
         };
         let report = Report {
             schema_version: crate::SCHEMA_VERSION,

@@ -17,9 +17,10 @@
 //!    setup advice (zone lines for endpoints without TLSA records, "enable DNSSEC" naming the
 //!    insecure RRset).
 //!
-//! With [`CheckOptions::confirm`] set, every mismatching target is re-probed from several
-//! vantage points (distinct Tor exits, then direct) and classified with core's rules before
-//! it is reported. [`Checker::survey`] records which key each vantage point saw on each
+//! With [`CheckOptions::confirm`] set, every mismatching target (and, over Tor or SOCKS,
+//! every protocol error on a DANE endpoint, which a hostile exit can cause by stripping
+//! STARTTLS) is re-probed from several vantage points (distinct Tor exits, then direct) and
+//! classified with core's rules before it is reported. [`Checker::survey`] records which key each vantage point saw on each
 //! target (the basis of zone lines taken from a live probe), and
 //! [`Checker::check_with_probes`] (or [`Checker::check_discovered_with_probes`], on a cached
 //! [`Discovery`]) returns the probes behind a report (for evidence bundles).

@@ -49,7 +49,10 @@ pub struct CheckOptions {
     /// Before reporting a mismatch, re-probe every mismatching (endpoint, address, key type)
     /// target in this many rounds of distinct Tor exits (plus directly, when the transport is
     /// not direct) and classify each per REFERENCE §3; 0 (the default) reports what the check
-    /// saw. See [`Checker::survey`](crate::Checker::survey) for how rounds pick exits.
+    /// saw. Over Tor or SOCKS, an address of a DANE endpoint that answered with a protocol
+    /// error (a STARTTLS an exit may have stripped) is confirmed the same way, with every key
+    /// type ([`Checker::check`](crate::Checker::check)). See
+    /// [`Checker::survey`](crate::Checker::survey) for how rounds pick exits.
     pub confirm: usize,
     /// The TTL of the zone-file lines in the setup advice (default 3600).
     pub ttl: u32,
@@ -101,8 +104,8 @@ impl CheckOptions {
         self
     }
 
-    /// Confirms each mismatching target through `n` distinct exits (plus direct) before
-    /// reporting it.
+    /// Confirms each mismatching target (and, over Tor or SOCKS, each protocol error on a
+    /// DANE endpoint) through `n` distinct exits (plus direct) before reporting it.
     pub fn with_confirm(mut self, n: usize) -> Self {
         self.confirm = n;
         self

@@ -48,7 +48,8 @@ impl Report {
     ///
     /// A report read back from JSON does not carry whether its worst endpoint is a DANE
     /// endpoint; a protocol error there counts as one when its entry lists TLSA records
-    /// and its DNSSEC status is secure.
+    /// and its DNSSEC status is secure. Each entry counts with its
+    /// [`EndpointReport::effective_verdict`].
     pub fn exit_code(&self) -> u8 {
         if let Some(code) = self.exit {
             return code;
@@ -57,10 +58,11 @@ impl Report {
             .warnings
             .iter()
             .any(|w| w.code == certwatch_core::WarningCode::WeakPin);
-        let code = certwatch_core::combine_exit_codes(self.endpoints.iter().map(|e| {
-            let dane = !e.tlsa.is_empty() && e.dnssec == DnssecState::Secure;
-            e.verdict.exit_code(dane)
-        }));
+        let code = certwatch_core::combine_exit_codes(
+            self.endpoints
+                .iter()
+                .map(|e| e.effective_verdict().exit_code(e.is_dane())),
+        );
         match code {
             0 if weak => 1,
             0 if self.endpoints.is_empty() => Verdict::Indeterminate.exit_code(false),
@@ -115,6 +117,27 @@ pub struct EndpointReport {
     pub key_type: Option<KeyType>,
     /// The probe's failure, when it failed.
     pub error: Option<ProbeErrorReport>,
+    /// When this target was re-probed from other vantage points before its verdict counted
+    /// (the confirmation of a `mismatch`, or of a `protocol-error` on a DANE target, see
+    /// [`Report::confirmation`]): the confirmed verdict, which supersedes `verdict` (`verdict`
+    /// keeps what the check's own probe saw, as evidence). `None` when it was not re-probed.
+    /// Absent from reports written before it existed (read as `None`).
+    #[serde(default)]
+    pub confirmed_verdict: Option<Verdict>,
+}
+
+impl EndpointReport {
+    /// The verdict that counts: the confirmed one when a confirmation superseded the
+    /// entry's own, otherwise the entry's.
+    pub fn effective_verdict(&self) -> Verdict {
+        self.confirmed_verdict.unwrap_or(self.verdict)
+    }
+
+    /// True when DANE makes TLS mandatory on this entry's endpoint: its TLSA RRset is not
+    /// empty and its DNSSEC status is secure (a `protocol-error` here is a downgrade).
+    pub fn is_dane(&self) -> bool {
+        !self.tlsa.is_empty() && self.dnssec == DnssecState::Secure
+    }
 }
 
 /// A failed probe, in the JSON.
@@ -183,6 +206,7 @@ mod tests {
             vantage: Some("tor:192.0.2.10".parse().unwrap()),
             key_type: Some(KeyType::Ecdsa),
             error: None,
+            confirmed_verdict: None,
         }
     }
 
@@ -236,6 +260,7 @@ mod tests {
             ekeys,
             [
                 "address",
+                "confirmed_verdict",
                 "dnssec",
                 "dnssec_reason",
                 "error",
@@ -260,6 +285,7 @@ mod tests {
         assert_eq!(e["vantage"], "tor:192.0.2.10");
         assert_eq!(e["key_type"], "ecdsa");
         assert!(e["error"].is_null());
+        assert!(e["confirmed_verdict"].is_null());
         assert_eq!(v["confirmation"]["classification"], "hostile-exit");
         assert_eq!(v["confirmation"]["diversity_verified"], true);
         assert_eq!(v["setup"]["zone_lines"], serde_json::json!([]));
@@ -300,6 +326,24 @@ mod tests {
             2
         );
         assert_eq!(report(vec![], Verdict::Indeterminate).exit_code(), 3);
+        // An entry superseded by the confirmation counts with its confirmed verdict: a
+        // downgrade seen through a hostile exit only is not critical.
+        let mut overruled = entry(Verdict::ProtocolError);
+        overruled.confirmed_verdict = Some(Verdict::Match);
+        assert_eq!(
+            report(vec![overruled.clone()], Verdict::Match).exit_code(),
+            0
+        );
+        overruled.confirmed_verdict = Some(Verdict::ProtocolError);
+        assert_eq!(
+            report(vec![overruled], Verdict::ProtocolError).exit_code(),
+            2
+        );
+        // A report written before the field existed reads back with `None`.
+        let mut old = serde_json::to_value(entry(Verdict::Match)).unwrap();
+        old.as_object_mut().unwrap().remove("confirmed_verdict");
+        let back: EndpointReport = serde_json::from_value(old).unwrap();
+        assert_eq!(back.confirmed_verdict, None);
         // The code computed at build time wins.
         let mut built = report(vec![entry(Verdict::Match)], Verdict::Match);
         built.exit = Some(1);

@@ -8,7 +8,8 @@
 //! - [`Condition::Bogus`]: DNSSEC validation failed;
 //! - [`Condition::SignatureExpiring`]: a `signature-expiring` warning;
 //! - [`Condition::Downgrade`]: a DANE endpoint (secure, non-empty TLSA RRset) answered with
-//!   a protocol error: it stopped offering TLS;
+//!   a protocol error: it stopped offering TLS (when the facade confirmed it, the
+//!   confirmed verdict: a protocol error only a hostile exit saw is no downgrade);
 //! - [`Condition::Blind`]: no conclusive check for [`Policy::blind_after`] seconds;
 //! - [`Condition::HostileExit`]: a `hostile-exit` warning without a mismatch: an
 //!   [`Audience::Admin`] notice, never a subscriber alarm.
@@ -20,8 +21,16 @@
 //!   again at least [`Policy::remind_after`] seconds after the last alert of the incident.
 //! - A **conclusive** result (verdict other than `indeterminate`) without the condition closes
 //!   the incident with one [`AlertKind::Recovered`] notice. An inconclusive result (or a check
-//!   that could not run) neither opens nor closes anything but blindness: it says nothing
-//!   about the server.
+//!   that could not run) neither opens nor closes anything but blindness and hostile exits:
+//!   it says nothing about the server.
+//! - [`Condition::HostileExit`] is about Tor exits, not the server, and the next check
+//!   usually goes through another exit: a result without the warning says nothing about the
+//!   bad exit. So a hostile-exit incident is not closed by a clean check; it closes (one
+//!   [`AlertKind::Recovered`]) with the first result, of any kind, that comes at least
+//!   [`Policy::remind_after`] seconds after the last **sighting** (a result with a
+//!   `hostile-exit` warning, conclusive or not). Every sighting moves
+//!   [`OpenIncident::last_alert_at`] (for this condition: the last sighting or alert); a
+//!   sighting at least `remind_after` after the previous one is a reminder.
 //!
 //! ```
 //! use certwatch_server::notify::incident::{step, AlertKind, Condition, Observation, Policy, State};
@@ -39,7 +48,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use certwatch::core::{Classification, DnssecState, WarningCode};
+use certwatch::core::{Classification, WarningCode};
 use certwatch::{Report, Verdict};
 
 /// Something wrong with a domain that deserves an alert.
@@ -163,7 +172,10 @@ impl Default for Policy {
 pub struct OpenIncident {
     /// When it opened.
     pub opened_at: i64,
-    /// When its last alert (opened or reminder) was decided.
+    /// When its last alert (opened or reminder) was decided. For
+    /// [`Condition::HostileExit`]: the last sighting (every sighting moves it, with or
+    /// without an alert; the store writes it back), from which both the reminder and the
+    /// recovery are measured.
     pub last_alert_at: i64,
 }
 
@@ -194,7 +206,8 @@ pub struct Observation {
     pub at: i64,
     /// Whether the result is conclusive (a report whose verdict is not `indeterminate`).
     pub conclusive: bool,
-    /// The conditions the result shows (ignored when not conclusive).
+    /// The conditions the result shows (ignored when not conclusive, except
+    /// [`Condition::HostileExit`]: a sighting of a hostile exit counts whatever the verdict).
     pub conditions: BTreeSet<Condition>,
 }
 
@@ -218,13 +231,21 @@ impl Observation {
         }
     }
 
-    /// The observation of a finished check: `None` for a check that could not run.
+    /// The observation of a finished check: `None` for a check that could not run. An
+    /// inconclusive report keeps only its hostile-exit sighting, if any.
     pub fn from_outcome(at: i64, report: Option<&Report>) -> Observation {
         match report {
             Some(r) if r.verdict != Verdict::Indeterminate => {
                 Observation::conclusive(at, conditions_of(r))
             }
-            _ => Observation::inconclusive(at),
+            Some(r) => Observation {
+                conditions: conditions_of(r)
+                    .into_iter()
+                    .filter(|c| *c == Condition::HostileExit)
+                    .collect(),
+                ..Observation::inconclusive(at)
+            },
+            None => Observation::inconclusive(at),
         }
     }
 }
@@ -244,9 +265,14 @@ pub fn conditions_of(report: &Report) -> BTreeSet<Condition> {
     {
         out.insert(Condition::Bogus);
     }
-    if report.endpoints.iter().any(|e| {
-        e.verdict == Verdict::ProtocolError && !e.tlsa.is_empty() && e.dnssec == DnssecState::Secure
-    }) {
+    // A protocol error the confirmation overruled (a hostile exit stripped STARTTLS: the
+    // other vantage points completed TLS) is no downgrade: each entry counts with its
+    // confirmed verdict.
+    if report
+        .endpoints
+        .iter()
+        .any(|e| e.effective_verdict() == Verdict::ProtocolError && e.is_dane())
+    {
         out.insert(Condition::Downgrade);
     }
     for w in &report.warnings {
@@ -279,6 +305,10 @@ pub fn step(state: &mut State, obs: &Observation, policy: &Policy) -> Vec<Alert>
         seen.insert(Condition::Blind);
     }
     for condition in Condition::ALL {
+        if condition == Condition::HostileExit {
+            alerts.extend(step_hostile_exit(state, obs, policy));
+            continue;
+        }
         let present = seen.contains(&condition);
         // An inconclusive result says nothing about the server's conditions.
         let decidable = obs.conclusive || condition == Condition::Blind;
@@ -325,6 +355,53 @@ pub fn step(state: &mut State, obs: &Observation, policy: &Policy) -> Vec<Alert>
         }
     }
     alerts
+}
+
+/// The hostile-exit rule (see the module's "Rules"): opened by a sighting, a reminder for a
+/// sighting at least `remind_after` after the previous one, closed by the first result at
+/// least `remind_after` after the last sighting. A clean check alone closes nothing: it
+/// usually went through another exit.
+fn step_hostile_exit(state: &mut State, obs: &Observation, policy: &Policy) -> Option<Alert> {
+    let condition = Condition::HostileExit;
+    let sighted = obs.conditions.contains(&condition);
+    match state.open.get_mut(&condition) {
+        None if sighted => {
+            state.open.insert(
+                condition,
+                OpenIncident {
+                    opened_at: obs.at,
+                    last_alert_at: obs.at,
+                },
+            );
+            Some(Alert {
+                condition,
+                kind: AlertKind::Opened,
+                opened_at: obs.at,
+                at: obs.at,
+            })
+        }
+        Some(open) if sighted => {
+            let quiet = obs.at.saturating_sub(open.last_alert_at) >= policy.remind_after;
+            open.last_alert_at = open.last_alert_at.max(obs.at);
+            quiet.then_some(Alert {
+                condition,
+                kind: AlertKind::Reminder,
+                opened_at: open.opened_at,
+                at: obs.at,
+            })
+        }
+        Some(open) if obs.at.saturating_sub(open.last_alert_at) >= policy.remind_after => {
+            let opened_at = open.opened_at;
+            state.open.remove(&condition);
+            Some(Alert {
+                condition,
+                kind: AlertKind::Recovered,
+                opened_at,
+                at: obs.at,
+            })
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -474,6 +551,160 @@ mod tests {
         assert!(!Observation::from_outcome(1, None).conclusive);
     }
 
+    #[test]
+    fn a_hostile_exit_closes_only_after_a_quiet_period_without_sightings() {
+        let p = Policy {
+            blind_after: 6 * 3600,
+            remind_after: 3600,
+        };
+        let mut s = State::new(0);
+        let t = 1000;
+        let a = step(
+            &mut s,
+            &Observation::conclusive(t, [Condition::HostileExit]),
+            &p,
+        );
+        assert_eq!(kinds(&a), vec![(Condition::HostileExit, AlertKind::Opened)]);
+        // The next check went through another exit: clean, but it closes nothing.
+        assert!(step(&mut s, &Observation::conclusive(t + 30, []), &p).is_empty());
+        // The bad exit comes up again: no new notice.
+        assert!(
+            step(
+                &mut s,
+                &Observation::conclusive(t + 60, [Condition::HostileExit]),
+                &p
+            )
+            .is_empty()
+        );
+        // Clean checks (and a failed one) within remind_after of the last sighting: open.
+        for dt in [120, 1800, 3600 + 59] {
+            assert!(step(&mut s, &Observation::conclusive(t + dt, []), &p).is_empty());
+        }
+        assert!(step(&mut s, &Observation::inconclusive(t + 3600 + 30), &p).is_empty());
+        assert!(s.open.contains_key(&Condition::HostileExit));
+        // remind_after without a sighting: one recovered, measured from the last sighting.
+        let a = step(&mut s, &Observation::conclusive(t + 60 + 3600, []), &p);
+        assert_eq!(
+            kinds(&a),
+            vec![(Condition::HostileExit, AlertKind::Recovered)]
+        );
+        assert_eq!(a[0].opened_at, t);
+        assert!(s.open.is_empty());
+        assert!(step(&mut s, &Observation::conclusive(t + 9000, []), &p).is_empty());
+    }
+
+    #[test]
+    fn a_hostile_exit_is_reminded_only_after_a_quiet_period_and_seen_in_any_report() {
+        let p = Policy {
+            blind_after: 6 * 3600,
+            remind_after: 3600,
+        };
+        let mut s = State::new(0);
+        step(
+            &mut s,
+            &Observation::conclusive(0, [Condition::HostileExit]),
+            &p,
+        );
+        // Sightings every 10 minutes for a day: no reminder, no recovery.
+        for k in 1..144 {
+            let a = step(
+                &mut s,
+                &Observation::conclusive(k * 600, [Condition::HostileExit]),
+                &p,
+            );
+            assert!(a.is_empty(), "{k}: {a:?}");
+        }
+        // No result for more than remind_after, then a sighting: a reminder (still open).
+        let a = step(
+            &mut s,
+            &Observation::conclusive(143 * 600 + 4000, [Condition::HostileExit]),
+            &p,
+        );
+        assert_eq!(
+            kinds(&a),
+            vec![(Condition::HostileExit, AlertKind::Reminder)]
+        );
+        // A sighting in an indeterminate report counts too (it keeps the incident open).
+        let mut r = report_with_hostile_exit();
+        r.verdict = Verdict::Indeterminate;
+        let obs = Observation::from_outcome(143 * 600 + 7000, Some(&r));
+        assert!(!obs.conclusive);
+        assert_eq!(obs.conditions, BTreeSet::from([Condition::HostileExit]));
+        assert!(step(&mut s, &obs, &p).is_empty());
+        assert!(
+            step(
+                &mut s,
+                &Observation::conclusive(143 * 600 + 7000 + 3599, []),
+                &p
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            kinds(&step(
+                &mut s,
+                &Observation::inconclusive(143 * 600 + 7000 + 3600),
+                &p
+            )),
+            vec![(Condition::HostileExit, AlertKind::Recovered)]
+        );
+    }
+
+    fn report_with_hostile_exit() -> Report {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "domain": "example.org", "checked_at": "2026-11-28T14:26:40Z",
+            "verdict": "match", "confirmation": {"vantage_points": 5, "distinct_exits": 4,
+                "classification": "hostile-exit", "diversity_verified": true},
+            "endpoints": [],
+            "setup": {"zone_lines": [], "advice": []},
+            "warnings": [{"code": "hostile-exit", "message": "tor:192.0.2.9 saw another key"}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_protocol_error_the_confirmation_overruled_is_no_downgrade() {
+        let key = "ab".repeat(32);
+        let entry = |verdict: &str, confirmed: &str| {
+            serde_json::json!({
+                "service": "c2s-starttls", "target": "xmpp.example.org", "port": 5222,
+                "address": "192.0.2.1", "dnssec": "secure", "dnssec_reason": null,
+                "tlsa": [format!("3 1 1 {key}")], "verdict": verdict,
+                "reason": "protocol-violation", "presented_spki_sha256": null,
+                "matched_record": null, "vantage": "tor:198.51.100.7", "key_type": null,
+                "error": {"class": "xmpp", "message": "the stream features do not offer STARTTLS"},
+                "confirmed_verdict": confirmed
+            })
+        };
+        // One exit stripped STARTTLS; the other vantage points completed TLS and matched.
+        let mut r = report_with_hostile_exit();
+        r.endpoints = serde_json::from_value(serde_json::json!([
+            entry("protocol-error", "match"),
+            entry("protocol-error", "match"),
+        ]))
+        .unwrap();
+        assert_eq!(conditions_of(&r), BTreeSet::from([Condition::HostileExit]));
+        // Every vantage point saw the downgrade: the subscribers' alert stands.
+        r.verdict = Verdict::ProtocolError;
+        r.warnings.clear();
+        r.confirmation.as_mut().unwrap().classification = Classification::ServerSideInterception;
+        r.endpoints = serde_json::from_value(serde_json::json!([entry(
+            "protocol-error",
+            "protocol-error"
+        ),]))
+        .unwrap();
+        assert_eq!(conditions_of(&r), BTreeSet::from([Condition::Downgrade]));
+        // Not confirmed (no confirmation made, or a report from before the field): as seen.
+        r.confirmation = None;
+        r.endpoints = serde_json::from_value(serde_json::json!(
+            [entry("protocol-error", "x")].map(|mut e| {
+                e.as_object_mut().unwrap().remove("confirmed_verdict");
+                e
+            })
+        ))
+        .unwrap();
+        assert_eq!(conditions_of(&r), BTreeSet::from([Condition::Downgrade]));
+    }
+
     fn condition() -> impl Strategy<Value = Condition> {
         prop::sample::select(Condition::ALL.to_vec())
     }
@@ -489,7 +720,8 @@ mod tests {
     proptest! {
         /// No storm: per condition, alerts alternate opened (reminders) recovered, reminders
         /// are at least `remind_after` apart, and every closed incident got exactly one
-        /// recovered notice.
+        /// recovered notice. A hostile-exit incident recovers exactly when it is open, not
+        /// sighted, and was last sighted at least `remind_after` ago.
         #[test]
         fn no_storm(steps in prop::collection::vec(observation(), 0..60), remind in 1i64..50_000) {
             let p = Policy { blind_after: 5_000, remind_after: remind };
@@ -497,14 +729,34 @@ mod tests {
             let mut t = 0i64;
             let mut open: BTreeMap<Condition, i64> = BTreeMap::new();
             let (mut opened, mut recovered) = (0usize, 0usize);
+            let mut last_sighting: Option<i64> = None;
             for (dt, conclusive, conds) in steps {
                 t += dt;
                 let obs = if conclusive {
                     Observation::conclusive(t, conds)
                 } else {
-                    Observation::inconclusive(t)
+                    // An indeterminate report may still carry a hostile-exit sighting.
+                    Observation {
+                        conditions: conds
+                            .into_iter()
+                            .filter(|c| *c == Condition::HostileExit)
+                            .collect(),
+                        ..Observation::inconclusive(t)
+                    }
                 };
+                let sighted = obs.conditions.contains(&Condition::HostileExit);
+                let was_open = open.contains_key(&Condition::HostileExit);
                 let alerts = step(&mut s, &obs, &p);
+                // Hostile exits: recovered exactly when open, not seen now, and not seen for
+                // remind_after (a clean check alone does not close it: no flapping).
+                let quiet = last_sighting.is_some_and(|l| t - l >= remind);
+                let hostile_recovered = alerts.iter().any(|a| {
+                    a.condition == Condition::HostileExit && a.kind == AlertKind::Recovered
+                });
+                prop_assert_eq!(hostile_recovered, was_open && !sighted && quiet);
+                if sighted {
+                    last_sighting = Some(t);
+                }
                 let mut per: BTreeSet<Condition> = BTreeSet::new();
                 for a in alerts {
                     prop_assert!(per.insert(a.condition), "two alerts for one condition in one step");

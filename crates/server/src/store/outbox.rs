@@ -384,8 +384,22 @@ pub(crate) fn record_alerts(
             },
         );
     }
+    let loaded = state.open.clone();
     let obs = incident::Observation::from_outcome(now, report);
     let alerts = incident::step(&mut state, &obs, policy);
+    // A change without an alert (a hostile-exit sighting within the quiet period moves its
+    // incident's last_alert_at, see incident::step) is written back too.
+    for (c, open) in &state.open {
+        if let (Some(id), Some(before)) = (ids.get(c), loaded.get(c))
+            && before.last_alert_at != open.last_alert_at
+            && !alerts.iter().any(|a| a.condition == *c)
+        {
+            tx.exec(
+                "UPDATE incidents SET last_alert_at = $2 WHERE id = $1",
+                &[(*id).into(), open.last_alert_at.into()],
+            )?;
+        }
+    }
     let mut created = 0u64;
     for alert in alerts {
         let c = alert.condition;
