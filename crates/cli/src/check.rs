@@ -126,6 +126,20 @@ fn mark(v: Verdict) -> &'static str {
 /// Why an entry's own verdict does not count, when a confirmation superseded it: the check
 /// saw a mismatch through one vantage point, and the other vantage points overruled it.
 fn superseded(r: &Report, e: &EndpointReport) -> Option<(&'static str, &'static str)> {
+    // The confirmation's own verdict for this entry (mismatches and, over Tor, protocol
+    // errors on DANE endpoints are confirmed), when it differs from what the entry saw.
+    if let Some(cv) = e.confirmed_verdict.filter(|cv| *cv != e.verdict) {
+        return Some(match cv {
+            Verdict::Indeterminate => (
+                "[ ?? ]",
+                "unconfirmed: too few vantage points answered the confirmation",
+            ),
+            _ => (
+                "[EXIT]",
+                "a hostile exit: the other vantage points saw the server as published",
+            ),
+        });
+    }
     let c = r.confirmation.as_ref()?;
     if e.verdict != Verdict::Mismatch || r.verdict == Verdict::Mismatch {
         return None;

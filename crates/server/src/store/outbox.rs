@@ -282,7 +282,7 @@ fn detail_of(c: Condition, r: &certwatch::Report) -> Option<String> {
             };
             r.endpoints
                 .iter()
-                .filter(|e| e.verdict == verdict)
+                .filter(|e| e.effective_verdict() == verdict)
                 .map(|e| {
                     let addr = e.address.map(|a| a.to_string()).unwrap_or_default();
                     let key = e.presented_spki_sha256.as_deref().unwrap_or("-");

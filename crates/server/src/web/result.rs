@@ -138,7 +138,7 @@ fn rrsets(r: &Report, verdict: Verdict) -> Vec<String> {
     let set: BTreeSet<String> = r
         .endpoints
         .iter()
-        .filter(|e| e.verdict == verdict)
+        .filter(|e| e.effective_verdict() == verdict)
         .filter_map(|e| rrset(&r.domain, e))
         .collect();
     set.into_iter().collect()
@@ -194,7 +194,7 @@ fn state(r: &Report) -> Markup {
                 h2 id="state" { "DNSSEC validation failed (bogus)" }
                 p { "The signatures of these RRsets do not validate: the DNS is broken (expired signatures, a DS that matches no key) or attacked." }
                 ul {
-                    @for e in r.endpoints.iter().filter(|e| e.verdict == Verdict::Bogus) {
+                    @for e in r.endpoints.iter().filter(|e| e.effective_verdict() == Verdict::Bogus) {
                         li {
                             (rrset(&r.domain, e).unwrap_or_else(|| format!("{} port {}", e.target, e.port)))
                             @if let Some(why) = &e.dnssec_reason { ": " (why) }
@@ -215,7 +215,7 @@ fn state(r: &Report) -> Markup {
                 h2 id="state" { "The server did not speak XMPP over TLS as it must (protocol error)" }
                 p { "No STARTTLS, a stream error, bad XML, a TLS alert, or no TLS 1.2+. Where TLSA records are published, DANE makes TLS mandatory, so a missing STARTTLS is a downgrade." }
                 ul {
-                    @for e in r.endpoints.iter().filter(|e| e.verdict == Verdict::ProtocolError) {
+                    @for e in r.endpoints.iter().filter(|e| e.effective_verdict() == Verdict::ProtocolError) {
                         @if let Some(err) = &e.error { li { (err.message) } }
                     }
                 }
@@ -346,6 +346,12 @@ fn endpoints(r: &Report) -> Markup {
                                 td data-label="Status" {
                                     (verdict_badge(e.verdict))
                                     @if let Some(reason) = e.reason { " " (reason.as_str()) }
+                                    @if let Some(cv) = e.confirmed_verdict.filter(|cv| *cv != e.verdict) {
+                                        br; span class="hint" {
+                                            "Overruled by the confirmation through other vantage points: " (verdict_badge(cv))
+                                            @if cv == Verdict::Indeterminate { " (too few vantage points answered)" } @else { " (a hostile exit, not the server)" }
+                                        }
+                                    }
                                     @if let Some(err) = &e.error { br; span class="hint" { (err.class) ": " (err.message) } }
                                 }
                                 td data-label="Presented key" {
