@@ -84,19 +84,20 @@ async fn receiver() -> (SocketAddr, Arc<Receiver>) {
     (addr, r)
 }
 
-/// A private copy of the binary (the shared target directory's copy may be replaced by
-/// another build while the test runs), checked to be this source's (it has the outbox
-/// flags).
-fn binary(dir: &Path) -> std::path::PathBuf {
-    let copy = dir.join("certwatch-server");
-    std::fs::copy(env!("CARGO_BIN_EXE_certwatch-server"), &copy).unwrap();
-    let help = Command::new(&copy).arg("--help").output().unwrap();
+/// The binary under test, checked to be this source's build (it has the outbox flags).
+///
+/// It is used in place, not copied: a copy written while another test thread forks a child
+/// stays open for writing in that child until it execs, and running the copy then fails with
+/// ETXTBSY ("Text file busy").
+fn binary(_dir: &Path) -> std::path::PathBuf {
+    let path = std::path::PathBuf::from(env!("CARGO_BIN_EXE_certwatch-server"));
+    let help = Command::new(&path).arg("--help").output().unwrap();
     assert!(
         String::from_utf8_lossy(&help.stdout).contains("--outbox-lease"),
         "{} is not this source's build (no --outbox-lease); rebuild and rerun",
-        env!("CARGO_BIN_EXE_certwatch-server")
+        path.display()
     );
-    copy
+    path
 }
 
 fn start(bin: &Path, db: &str, resolver: u16, failpoint: Option<(&str, &Path)>) -> Child {
