@@ -453,6 +453,33 @@ impl Handler {
         Output::send(self.error(iq, kind, cond, app, None).into_iter().collect())
     }
 
+    /// A `modify/bad-request` with the PubSub-specific condition `app` (XEP-0060: for
+    /// example `nodeid-required`, `jid-required`, `invalid-jid`).
+    fn pubsub_bad_request(&self, iq: &Element, app: &str) -> Output {
+        self.iq_error(
+            iq,
+            "modify",
+            "bad-request",
+            Some(Element::new(app, ns::PUBSUB_ERRORS)),
+        )
+    }
+
+    /// The `node` and `jid` attributes that a PubSub subscribe or unsubscribe requires, or
+    /// the error for the first one missing.
+    fn node_and_jid<'a>(
+        &self,
+        iq: &Element,
+        op: &'a Element,
+    ) -> Result<(&'a str, &'a str), Output> {
+        let node = op
+            .attr("node")
+            .ok_or_else(|| self.pubsub_bad_request(iq, "nodeid-required"))?;
+        let jid = op
+            .attr("jid")
+            .ok_or_else(|| self.pubsub_bad_request(iq, "jid-required"))?;
+        Ok((node, jid))
+    }
+
     async fn iq<S: ComponentStore>(&mut self, iq: &Element, from: &Jid, store: &S) -> Output {
         let kind = iq.attr("type").unwrap_or("");
         if !matches!(kind, "get" | "set") {
@@ -644,30 +671,13 @@ impl Handler {
         };
         match (kind, op.name.as_str()) {
             ("set", "subscribe") => {
-                let Some(node) = op.attr("node") else {
-                    return self.iq_error(
-                        iq,
-                        "modify",
-                        "bad-request",
-                        Some(Element::new("nodeid-required", ns::PUBSUB_ERRORS)),
-                    );
-                };
-                let Some(jid) = op.attr("jid") else {
-                    return self.iq_error(
-                        iq,
-                        "modify",
-                        "bad-request",
-                        Some(Element::new("jid-required", ns::PUBSUB_ERRORS)),
-                    );
+                let (node, jid) = match self.node_and_jid(iq, op) {
+                    Ok(v) => v,
+                    Err(out) => return out,
                 };
                 // XEP-0060 §6.1.3.1: the bare JIDs must match.
                 if Jid::parse(jid).ok().map(|j| j.bare_string()).as_deref() != Some(bare.as_str()) {
-                    return self.iq_error(
-                        iq,
-                        "modify",
-                        "bad-request",
-                        Some(Element::new("invalid-jid", ns::PUBSUB_ERRORS)),
-                    );
+                    return self.pubsub_bad_request(iq, "invalid-jid");
                 }
                 let Some(node) = store.normalise_node(node) else {
                     return self.iq_error(iq, "cancel", "item-not-found", None);
@@ -697,21 +707,9 @@ impl Handler {
                 }
             }
             ("set", "unsubscribe") => {
-                let Some(node) = op.attr("node") else {
-                    return self.iq_error(
-                        iq,
-                        "modify",
-                        "bad-request",
-                        Some(Element::new("nodeid-required", ns::PUBSUB_ERRORS)),
-                    );
-                };
-                let Some(jid) = op.attr("jid") else {
-                    return self.iq_error(
-                        iq,
-                        "modify",
-                        "bad-request",
-                        Some(Element::new("jid-required", ns::PUBSUB_ERRORS)),
-                    );
+                let (node, jid) = match self.node_and_jid(iq, op) {
+                    Ok(v) => v,
+                    Err(out) => return out,
                 };
                 if Jid::parse(jid).ok().map(|j| j.bare_string()).as_deref() != Some(bare.as_str()) {
                     // XEP-0060 §6.2.3.3: no one may unsubscribe another JID.
@@ -779,12 +777,7 @@ impl Handler {
             }
             ("get", "items") => {
                 let Some(node) = op.attr("node") else {
-                    return self.iq_error(
-                        iq,
-                        "modify",
-                        "bad-request",
-                        Some(Element::new("nodeid-required", ns::PUBSUB_ERRORS)),
-                    );
+                    return self.pubsub_bad_request(iq, "nodeid-required");
                 };
                 let Some(node) = store.normalise_node(node) else {
                     return self.iq_error(iq, "cancel", "item-not-found", None);
