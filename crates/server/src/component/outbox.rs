@@ -10,7 +10,7 @@ use certwatch_component::handler::Channel;
 
 use super::adapter::notice_of;
 use super::{Link, XmppConfig};
-use crate::clock::{Clock, now};
+use crate::clock::Clock;
 use crate::notify::webhook::OutboxPass;
 use crate::store::{RetryPolicy, Store, StoreError};
 
@@ -60,7 +60,8 @@ pub async fn run_xmpp_once(
     Ok(pass)
 }
 
-/// Runs passes every `config.outbox_interval` until `stop` turns `true`.
+/// Runs passes every `config.outbox_interval` until `stop` turns `true` (the outbox worker's
+/// [`crate::notify::worker::channel_loop`], as for webhooks and email).
 pub async fn run(
     store: Store,
     link: Link,
@@ -68,37 +69,24 @@ pub async fn run(
     config: Arc<XmppConfig>,
     instance: String,
     retry: RetryPolicy,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
-        if *stop.borrow() {
-            return;
+    crate::notify::worker::channel_loop("xmpp", clock, config.outbox_interval, stop, |at| {
+        let (store, link, config, instance) = (&store, &link, &config, &instance);
+        async move {
+            run_xmpp_once(
+                store,
+                link,
+                &config.component_jid,
+                instance,
+                at,
+                300,
+                20,
+                retry,
+                &config.public_url,
+            )
+            .await
         }
-        match run_xmpp_once(
-            &store,
-            &link,
-            &config.component_jid,
-            &instance,
-            now(clock.as_ref()),
-            300,
-            20,
-            retry,
-            &config.public_url,
-        )
-        .await
-        {
-            Ok(p) if p.claimed > 0 => tracing::info!(
-                claimed = p.claimed,
-                delivered = p.delivered,
-                failed = p.failed,
-                "XMPP outbox pass"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "XMPP outbox pass failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(config.outbox_interval) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
+    })
+    .await;
 }

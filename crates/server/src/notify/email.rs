@@ -338,22 +338,7 @@ pub async fn run_email_once(
         send_one(store, sender, d, now, retry, public_url)
     })
     .await;
-    let mut pass = OutboxPass::default();
-    let mut first_error = None;
-    for r in results {
-        pass.claimed += 1;
-        match r {
-            Ok(true) => pass.delivered += 1,
-            Ok(false) => pass.failed += 1,
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e.into()),
-        None => Ok(pass),
-    }
+    Ok(OutboxPass::tally(results)?)
 }
 
 /// The domain of an address (the per-host bound of a pass).
@@ -389,12 +374,7 @@ async fn send_one(
         .await
         .unwrap_or(Err(EmailError::Deadline(deadline)));
     match result {
-        Ok(()) => {
-            super::worker::failpoint("after-send", &d.id).await;
-            store.mark_delivered(&d.id, now).await?;
-            super::worker::failpoint("after-commit", &d.id).await;
-            Ok(true)
-        }
+        Ok(()) => super::worker::delivered(store, &d.id, now).await,
         Err(e) => {
             let error = super::webhook::redact(&e.to_string());
             tracing::warn!(

@@ -559,6 +559,29 @@ pub struct OutboxPass {
     pub failed: usize,
 }
 
+impl OutboxPass {
+    /// The pass of a channel's sends (`true` delivered, `false` a failed attempt); the first
+    /// store error, if any, after every send was counted as claimed.
+    pub fn tally(results: Vec<Result<bool, StoreError>>) -> Result<OutboxPass, StoreError> {
+        let mut pass = OutboxPass::default();
+        let mut first_error = None;
+        for r in results {
+            pass.claimed += 1;
+            match r {
+                Ok(true) => pass.delivered += 1,
+                Ok(false) => pass.failed += 1,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(pass),
+        }
+    }
+}
+
 /// One pass of the outbox worker for webhooks: claims up to `max` due deliveries (leased
 /// for `lease` seconds) of the `webhook` channel, sends them concurrently
 /// ([`super::worker::send_bounded`]), each under [`WebhookOptions::delivery_deadline`], and
@@ -586,22 +609,7 @@ pub async fn run_outbox_once(
         send_one(store, client, d, now, retry, public_url)
     })
     .await;
-    let mut pass = OutboxPass::default();
-    let mut first_error = None;
-    for r in results {
-        pass.claimed += 1;
-        match r {
-            Ok(true) => pass.delivered += 1,
-            Ok(false) => pass.failed += 1,
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e.into()),
-        None => Ok(pass),
-    }
+    Ok(OutboxPass::tally(results)?)
 }
 
 /// Sends one claimed delivery under the deadline and records the outcome: `true` delivered,
@@ -634,12 +642,7 @@ async fn send_one(
         None => Err(WebhookError::NoSecret(d.subscription_id)),
     };
     match result {
-        Ok(()) => {
-            super::worker::failpoint("after-send", &d.id).await;
-            store.mark_delivered(&d.id, now).await?;
-            super::worker::failpoint("after-commit", &d.id).await;
-            Ok(true)
-        }
+        Ok(()) => super::worker::delivered(store, &d.id, now).await,
         Err(e) => {
             let error = redact(&e.to_string());
             tracing::warn!(delivery = %d.id, host = %host, error = %error, "webhook delivery failed");

@@ -117,9 +117,22 @@ where
     futures::future::join_all(sends).await
 }
 
+/// Marks a sent delivery delivered (the failpoints `after-send` and `after-commit` around
+/// the commit, for the kill -9 tests); `Ok(true)` for [`OutboxPass::tally`].
+pub(crate) async fn delivered(
+    store: &Store,
+    id: &str,
+    now: i64,
+) -> Result<bool, crate::store::StoreError> {
+    failpoint("after-send", id).await;
+    store.mark_delivered(id, now).await?;
+    failpoint("after-commit", id).await;
+    Ok(true)
+}
+
 /// One channel's loop: `pass` at the clock's time every `interval` until `stop` turns
 /// `true` (a pass in progress finishes first: each delivery is bounded by its deadline).
-async fn channel_loop<E, F, Fut>(
+pub(crate) async fn channel_loop<E, F, Fut>(
     channel: &'static str,
     clock: Arc<dyn Clock>,
     interval: Duration,
